@@ -1,0 +1,1 @@
+"""Raw data: reading and validating the Kaggle files, and a synthetic generator in the same schema."""

@@ -1,0 +1,1 @@
+"""Leak-free feature engineering: sales-derived transforms per series and store-week facts."""
