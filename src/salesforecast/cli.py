@@ -73,7 +73,9 @@ def _require_data_dir(settings: Settings) -> Path:
 
 @data_app.command("validate")
 @friendly_errors
-def data_validate(data_dir: DataDirOpt = None, profile: ProfileOpt = None, workdir: WorkdirOpt = None) -> None:
+def data_validate(
+    data_dir: DataDirOpt = None, profile: ProfileOpt = None, workdir: WorkdirOpt = None
+) -> None:
     """Check the Kaggle files and print a summary."""
     from salesforecast.data.ingest import load, summarize
 
@@ -104,7 +106,9 @@ def data_synth(
 
 @features_app.command("build")
 @friendly_errors
-def features_build(data_dir: DataDirOpt = None, profile: ProfileOpt = None, workdir: WorkdirOpt = None) -> None:
+def features_build(
+    data_dir: DataDirOpt = None, profile: ProfileOpt = None, workdir: WorkdirOpt = None
+) -> None:
     """Validate the data, build `sales_features` and `store_features`, load the offline store."""
     from salesforecast.data.ingest import load
     from salesforecast.features.build import build

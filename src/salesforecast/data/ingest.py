@@ -203,8 +203,7 @@ def parse(name: str, label: str, text: pd.DataFrame) -> pd.DataFrame:
         first = _first_bad((text[keys] == text.loc[row, keys]).all(axis=1))
         raise DataValidationError(
             label,
-            f"duplicate key ({', '.join(keys)}) = ({', '.join(key)}), first seen on line "
-            f"{_line(first or 0)}",
+            f"duplicate key ({', '.join(keys)}) = ({', '.join(key)}), first seen on line {_line(first or 0)}",
             line=_line(row),
             expected="one row per " + ", ".join(keys),
         )
@@ -214,9 +213,7 @@ def parse(name: str, label: str, text: pd.DataFrame) -> pd.DataFrame:
     if name == "stores":
         row = _first_bad(out["size"] <= 0)
         if row is not None:
-            raise DataValidationError(
-                label, "store size must be positive", line=_line(row), column="Size"
-            )
+            raise DataValidationError(label, "store size must be positive", line=_line(row), column="Size")
     return out
 
 

@@ -29,9 +29,7 @@ def _flag(values: np.ndarray) -> np.ndarray:
     return np.where(values, "TRUE", "FALSE")
 
 
-def generate(
-    stores: int = 5, depts: int = 10, weeks: int = 143, seed: int = 0
-) -> dict[str, pd.DataFrame]:
+def generate(stores: int = 5, depts: int = 10, weeks: int = 143, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Return the four Kaggle files as text-valued frames (what would be written to CSV)."""
     rng = np.random.default_rng(seed)
     all_dates = pd.date_range(FIRST_WEEK, periods=weeks + TEST_WEEKS, freq="7D")
@@ -52,7 +50,7 @@ def generate(
     n_all = len(all_dates)
     temp = 60 + 25 * np.sin(2 * np.pi * (doy - 100) / 365.25)[None, :] + rng.normal(0, 5, (stores, n_all))
     fuel = 2.7 + 0.5 * np.linspace(0, 1, n_all)[None, :] + rng.normal(0, 0.05, (stores, n_all))
-    cpi = (rng.uniform(125, 225, stores)[:, None] * (1 + 0.0004 * np.arange(n_all))[None, :])
+    cpi = rng.uniform(125, 225, stores)[:, None] * (1 + 0.0004 * np.arange(n_all))[None, :]
     unemp = rng.uniform(4, 11, stores)[:, None] + rng.normal(0, 0.05, (stores, n_all)).cumsum(1) * 0.1
     md_active = (all_dates >= MARKDOWN_START).to_numpy()[None, :, None]
     markdowns = rng.gamma(1.5, 3000, (stores, n_all, 5)) * (1 + 3 * is_holiday[None, :, None])
@@ -104,18 +102,13 @@ def generate(
             "Date": all_dates[fw].strftime("%Y-%m-%d"),
             "Temperature": _fmt(temp[fs, fw]).to_numpy(),
             "Fuel_Price": _fmt(fuel[fs, fw], 3).to_numpy(),
-            **{
-                f"MarkDown{i + 1}": _fmt(markdowns[fs, fw, i]).to_numpy()
-                for i in range(5)
-            },
+            **{f"MarkDown{i + 1}": _fmt(markdowns[fs, fw, i]).to_numpy() for i in range(5)},
             "CPI": _fmt(cpi[fs, fw], 7).to_numpy(),
             "Unemployment": _fmt(unemp[fs, fw], 3).to_numpy(),
             "IsHoliday": _flag(is_holiday[fw]),
         }
     )
-    stores_frame = pd.DataFrame(
-        {"Store": store_ids.astype(str), "Type": types, "Size": sizes.astype(str)}
-    )
+    stores_frame = pd.DataFrame({"Store": store_ids.astype(str), "Type": types, "Size": sizes.astype(str)})
     ts, td, tw = np.meshgrid(np.arange(stores), np.arange(depts), np.arange(weeks, n_all), indexing="ij")
     ts, td, tw = ts.ravel(), td.ravel(), tw.ravel()
     test = pd.DataFrame(

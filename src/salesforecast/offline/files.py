@@ -25,6 +25,4 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
 
 
 def write_json(path: Path, payload: Any) -> Path:
-    return atomic_write(
-        path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    )
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n"))

@@ -7,6 +7,7 @@ load rolls back to the previous tables.
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import pandas as pd
@@ -69,10 +70,9 @@ def ensure_database(dsn: str) -> None:
     with connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
-            try:
+            # Another process may create it at the same moment.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # created concurrently by another process
 
 
 def _copy(cur: psycopg.Cursor, table: str, frame: pd.DataFrame) -> None:
@@ -80,9 +80,7 @@ def _copy(cur: psycopg.Cursor, table: str, frame: pd.DataFrame) -> None:
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
     pacsv.write_csv(arrow, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        sql.Identifier(table), columns
-    )
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(sql.Identifier(table), columns)
     with cur.copy(statement) as copy:
         view = buffer.getbuffer()
         for offset in range(0, len(view), 1 << 20):
@@ -104,9 +102,7 @@ def write_tables(dsn: str, tables: dict[str, pd.DataFrame]) -> None:
             _copy(cur, staging, frame)
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
             cur.execute(
-                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                    sql.Identifier(staging), sql.Identifier(name)
-                )
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(name))
             )
             for index, columns in INDEXES.get(name, {}).items():
                 cur.execute(
