@@ -12,7 +12,12 @@ import pytest
 
 from salesforecast.data import synth
 
-REAL_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "walmart"
+REAL_DATA_DIR = Path(
+    os.environ.get(
+        "SALESFORECAST_TEST_DATA_DIR",
+        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "walmart",
+    )
+)
 PG_ADMIN_DSN = os.environ.get("SALESFORECAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -52,7 +52,7 @@ def generate(stores: int = 5, depts: int = 10, weeks: int = 143, seed: int = 0) 
     fuel = 2.7 + 0.5 * np.linspace(0, 1, n_all)[None, :] + rng.normal(0, 0.05, (stores, n_all))
     cpi = rng.uniform(125, 225, stores)[:, None] * (1 + 0.0004 * np.arange(n_all))[None, :]
     unemp = rng.uniform(4, 11, stores)[:, None] + rng.normal(0, 0.05, (stores, n_all)).cumsum(1) * 0.1
-    md_active = (all_dates >= MARKDOWN_START).to_numpy()[None, :, None]
+    md_active = np.asarray(all_dates >= MARKDOWN_START)[None, :, None]
     markdowns = rng.gamma(1.5, 3000, (stores, n_all, 5)) * (1 + 3 * is_holiday[None, :, None])
     markdowns = np.where(md_active & (rng.random((stores, n_all, 5)) > 0.1), markdowns, np.nan)
 

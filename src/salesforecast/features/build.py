@@ -74,7 +74,7 @@ def build_sales_features(train: pd.DataFrame, holidays: pd.DataFrame) -> pd.Data
         out[name] = transform(panel)[rows, cols]
     flags = holidays.assign(date=_utc(holidays["date"]))
     out = out.merge(flags, on=["store", "date"], how="left", validate="many_to_one")
-    out["is_holiday"] = out["is_holiday"].fillna(False).astype(bool)
+    out["is_holiday"] = out["is_holiday"].astype("boolean").fillna(False).astype(bool)
     return out
 
 
