@@ -132,5 +132,66 @@ def features_build(
     )
 
 
+k8s_app = typer.Typer(help="Run on Kubernetes: Kubeflow training, KubeRay, PostgreSQL.", no_args_is_help=True)
+app.add_typer(k8s_app, name="k8s")
+
+
+def _cluster_config(namespace: str, image: str, workers: int, gpus: int, epochs: int) -> object:
+    from salesforecast.deploy.manifests import ClusterConfig
+
+    return ClusterConfig(namespace=namespace, image=image, workers=workers, gpus=gpus, epochs=epochs)
+
+
+NamespaceOpt = Annotated[str, typer.Option(help="Kubernetes namespace.")]
+ImageOpt = Annotated[str, typer.Option(help="Container image built from ./Containerfile.")]
+WorkersOpt = Annotated[int, typer.Option(min=1, help="Training pods (one master, the rest workers).")]
+GpusOpt = Annotated[int, typer.Option(min=0, help="GPUs per training pod (0: CPU).")]
+EpochsOpt = Annotated[int, typer.Option(min=1, help="Training epochs.")]
+
+
+@k8s_app.command("render")
+@friendly_errors
+def k8s_render(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the YAML files.")],
+    namespace: NamespaceOpt = "salesforecast",
+    image: ImageOpt = "salesforecast:0.1.0",
+    workers: WorkersOpt = 2,
+    gpus: GpusOpt = 0,
+    epochs: EpochsOpt = 20,
+) -> None:
+    """Write the manifests: PostgreSQL, Feast config, data prep, PyTorchJob/TrainJob, RayCluster, API."""
+    from salesforecast.deploy.feature_store import cluster_feature_store_configs
+    from salesforecast.deploy.render import render
+
+    cfg = _cluster_config(namespace, image, workers, gpus, epochs)
+    paths = render(cfg, out, cluster_feature_store_configs(cfg))  # type: ignore[arg-type]
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"apply with: kubectl apply -f {out}", highlight=False)
+
+
+@k8s_app.command("submit")
+@friendly_errors
+def k8s_submit(
+    api: Annotated[
+        str, typer.Option(help="pytorchjob (Training Operator) or trainjob (Trainer v2).")
+    ] = "pytorchjob",
+    namespace: NamespaceOpt = "salesforecast",
+    image: ImageOpt = "salesforecast:0.1.0",
+    workers: WorkersOpt = 2,
+    gpus: GpusOpt = 0,
+    epochs: EpochsOpt = 20,
+    follow: Annotated[bool, typer.Option(help="Stream the training log.")] = True,
+) -> None:
+    """Create the training job through the Kubeflow SDK and follow its log."""
+    from salesforecast.deploy import submit
+
+    cfg = _cluster_config(namespace, image, workers, gpus, epochs)
+    if api not in {"pytorchjob", "trainjob"}:
+        raise SalesForecastError(f"--api {api!r}: expected pytorchjob or trainjob")
+    run = submit.submit_pytorchjob if api == "pytorchjob" else submit.submit_trainjob
+    run(cfg, lambda line: console.print(line, highlight=False, markup=False), follow)  # type: ignore[arg-type]
+
+
 if __name__ == "__main__":
     app()

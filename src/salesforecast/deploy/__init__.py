@@ -1,0 +1,1 @@
+"""Cluster deployment: Kubernetes manifests (Kubeflow, KubeRay, PostgreSQL) and job submission."""
