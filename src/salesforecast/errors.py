@@ -39,3 +39,21 @@ class DataValidationError(SalesForecastError):
 
 class StoreError(SalesForecastError):
     """A storage backend (PostgreSQL, Parquet) could not be reached or written."""
+
+
+class UnknownSeriesError(SalesForecastError):
+    """A requested (store, dept) has no features in the online store."""
+
+    def __init__(self, keys: list[tuple[int, int]]) -> None:
+        self.keys = keys
+        names = ", ".join(f"store {s} dept {d}" for s, d in keys[:10])
+        more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
+        super().__init__(f"unknown series: {names}{more} (no features in the online store)")
+
+
+class OnlineStoreUnavailable(StoreError):
+    """The online store did not answer; the API answers 503 and keeps running."""
+
+
+class ModelNotFoundError(SalesForecastError):
+    """No trained model where the settings point."""
