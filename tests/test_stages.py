@@ -1,0 +1,56 @@
+"""Resumable stages: a re-run skips what is up to date and resumes at the first changed input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from salesforecast.stages import Stage, StageRunner
+
+
+def _stages(calls: list[str], params: dict[str, int], out: Path) -> list[Stage]:
+    def make(name: str) -> Stage:
+        def run() -> dict[str, int]:
+            calls.append(name)
+            (out / f"{name}.txt").write_text(name)
+            return {"value": params[name]}
+
+        return Stage(
+            name, name.title(), run, inputs=lambda: params[name], outputs=lambda: [out / f"{name}.txt"]
+        )
+
+    return [make(n) for n in ("a", "b", "c")]
+
+
+def test_rerun_skips_then_resumes_at_first_changed_stage(tmp_path: Path) -> None:
+    calls: list[str] = []
+    params = {"a": 1, "b": 1, "c": 1}
+    runner = StageRunner(tmp_path / "records")
+    first = runner.run(_stages(calls, params, tmp_path))
+    assert calls == ["a", "b", "c"] and not any(r.skipped for r in first)
+
+    again = runner.run(_stages(calls, params, tmp_path))
+    assert calls == ["a", "b", "c"] and all(r.skipped for r in again)
+    assert again[1].summary == {"value": 1}
+
+    params["b"] = 2  # b's input changed: a is skipped, b and everything after it re-run
+    runner.run(_stages(calls, params, tmp_path))
+    assert calls[3:] == ["b", "c"]
+
+    (tmp_path / "a.txt").unlink()  # a lost its output: the whole chain re-runs
+    runner.run(_stages(calls, params, tmp_path))
+    assert calls[5:] == ["a", "b", "c"]
+    record = json.loads((tmp_path / "records" / "c.json").read_text())
+    assert record["summary"] == {"value": 1} and record["fingerprint"]
+
+
+def test_failed_stage_is_not_recorded(tmp_path: Path) -> None:
+    def boom() -> dict:
+        raise RuntimeError("stage failed")
+
+    runner = StageRunner(tmp_path / "records")
+    with pytest.raises(RuntimeError):
+        runner.run([Stage("x", "X", boom)])
+    assert not (tmp_path / "records" / "x.json").exists()
