@@ -63,3 +63,14 @@ def pg_dsn() -> Iterator[str]:
     yield dsn
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def synth_frame(synth_dir: Path):
+    """The training frame (sales features joined with store features) of the synthetic data set."""
+    from salesforecast.data.ingest import load
+    from salesforecast.features.build import build
+    from salesforecast.model.windows import join_feature_tables
+
+    tables = build(load(synth_dir))
+    return join_feature_tables(tables.sales, tables.store)

@@ -12,6 +12,7 @@ import pytest
 
 from salesforecast.config import Settings
 from salesforecast.data.ingest import load
+from salesforecast.feature_repo.sources import RECENT_WEEKS
 from salesforecast.features.build import build
 from salesforecast.featurestore.config import StoreOptions
 from salesforecast.featurestore.materialize import materialize
@@ -118,9 +119,9 @@ def test_online_features_equal_the_latest_training_row(
     pd.testing.assert_frame_equal(
         online[features].astype(float), latest[features].astype(float), check_names=False
     )
-    # recent_sales: 52 weeks ending with the last week itself; its last two are y(T) and y(T-1)
+    # recent_sales: RECENT_WEEKS weeks ending with the last week itself; its last two are y(T) and y(T-1)
     window = np.array(online["recent_sales"].tolist(), dtype=float)
-    assert window.shape == (len(latest), 52)
+    assert window.shape == (len(latest), RECENT_WEEKS)
     np.testing.assert_array_equal(window[:, -1], latest["weekly_sales"].to_numpy(float))
     np.testing.assert_array_equal(window[:, -2], latest["sales_lag_1"].to_numpy(float))
     np.testing.assert_array_equal(window[:, -5], latest["sales_lag_4"].to_numpy(float))

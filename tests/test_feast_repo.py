@@ -18,6 +18,7 @@ from salesforecast.data.ingest import load
 from salesforecast.errors import SalesForecastError
 from salesforecast.feature_repo import on_demand
 from salesforecast.feature_repo.on_demand import PROMOTION_SCHEMA, SEASONALITY_SCHEMA
+from salesforecast.feature_repo.sources import STORE_RECENT_FEATURES
 from salesforecast.feature_repo.views import STORE_FEATURES
 from salesforecast.features.build import SALES_FEATURES, build
 from salesforecast.featurestore.config import PASSWORD_ENV, StoreOptions, write_repo
@@ -42,7 +43,7 @@ def test_registry_holds_two_views_two_on_demand_views_and_one_service(
     views = {fv.name: fv for fv in store.list_feature_views()}
     assert set(views) == {"sales_history", "store_external"}
     assert [f.name for f in views["sales_history"].features] == [*SALES_FEATURES, "recent_sales"]
-    assert [f.name for f in views["store_external"].features] == list(STORE_FEATURES)
+    assert [f.name for f in views["store_external"].features] == [*STORE_FEATURES, *STORE_RECENT_FEATURES]
     assert views["sales_history"].entities == ["series"] and views["store_external"].entities == ["store"]
     assert store.get_entity("series").join_key == "store_dept"
 

@@ -54,3 +54,21 @@ def test_failed_stage_is_not_recorded(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         runner.run([Stage("x", "X", boom)])
     assert not (tmp_path / "records" / "x.json").exists()
+
+
+def test_run_stops_at_the_failing_stage_with_its_own_error(synth_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from salesforecast.cli import app
+
+    bad = tmp_path / "bad"
+    shutil.copytree(synth_dir, bad)
+    (bad / "stores.csv").write_text("Store,Type,Size\n1,Q,100\n")
+    result = CliRunner().invoke(app, ["run", "--data-dir", str(bad), "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 2
+    assert "[1/8] Validate the data" in result.output
+    assert "stores.csv, line 2, column 'Type'" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "w" / "stages" / "validate.json").exists()

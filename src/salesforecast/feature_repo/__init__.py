@@ -44,7 +44,8 @@ def build_repo(sources: Sources) -> Repo:
     sales_history = views.sales_history(sources.sales)
     store_external = views.store_external(sources.store)
     seasonality = on_demand.seasonality()
-    promotion = on_demand.promotion(store_external)
+    # Only the scalar store-week facts: the serving-only arrays must not become inputs of training.
+    promotion = on_demand.promotion(store_external[list(views.STORE_FEATURES)])
     return Repo(
         project=Project(name=PROJECT, description="Weekly sales forecasts for every store and department."),
         store=entities.store,

@@ -16,6 +16,7 @@ import inspect
 from typing import Any
 
 from feast import FeatureView, Field, RequestSource
+from feast.feature_view_projection import FeatureViewProjection
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.transformation.python_transformation import PythonTransformation
 from feast.types import Float64, Int64, UnixTimestamp
@@ -121,7 +122,7 @@ def seasonality() -> OnDemandFeatureView:
     )
 
 
-def promotion(store_external: FeatureView) -> OnDemandFeatureView:
+def promotion(store_external: FeatureView | FeatureViewProjection) -> OnDemandFeatureView:
     return _python_view(
         "promotion",
         [store_external],

@@ -14,6 +14,14 @@ week t's own sales, it is never part of the feature service used for training (s
   `salesforecast.featurestore.history` with `DUCKDB_SALES_QUERY`.
 
 The two SQL texts below are the only definitions of `recent_sales`; a test checks they agree.
+
+Serving rebuilds the model's whole input window from one online read, so the window is long enough
+for the longest encoder the settings allow (`MAX_ENCODER_WEEKS`) plus the 52 weeks that
+`sales_52_weeks_ago` looks back. Likewise the `store_features` source adds, per store-week, arrays of
+the past-only store covariates over the last `STORE_RECENT_WEEKS` weeks (`<column>_recent`, oldest
+first, as many weeks as exist). They are declared in `store_external` but kept out of the service and
+out of the `promotion` view's inputs, so training retrieval never selects them (PostgreSQL then drops
+the sub-selects) and serving requests them beside the service.
 """
 
 from __future__ import annotations
@@ -26,7 +34,25 @@ from feast.data_format import ParquetFormat
 from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
 
-RECENT_WEEKS = 52
+MAX_ENCODER_WEEKS = 104  # the largest `Settings.encoder_length`
+SEASON_WEEKS = 52  # `sales_52_weeks_ago` of the oldest encoder week
+RECENT_WEEKS = MAX_ENCODER_WEEKS + SEASON_WEEKS
+STORE_RECENT_WEEKS = MAX_ENCODER_WEEKS
+# Past-only store covariates served as arrays (`<column>_recent`); booleans as 0.0/1.0.
+STORE_RECENT_COLUMNS = (
+    "temperature",
+    "fuel_price",
+    "cpi",
+    "unemployment",
+    "markdown1",
+    "markdown2",
+    "markdown3",
+    "markdown4",
+    "markdown5",
+    "total_markdown",
+    "has_markdown",
+)
+STORE_RECENT_FEATURES = tuple(f"{c}_recent" for c in STORE_RECENT_COLUMNS)
 TIMESTAMP_FIELD = "date"
 
 POSTGRES_SALES_QUERY = f"""
@@ -39,6 +65,39 @@ SELECT s.*,
        AND h.date <= s.date) AS recent_sales
 FROM sales_features AS s
 """.strip()
+
+
+def _pg_value(column: str) -> str:
+    cast = "::int::float8" if column == "has_markdown" else "::float8"
+    return f"COALESCE(h.{column}{cast}, 'NaN'::float8)"
+
+
+POSTGRES_STORE_QUERY = (
+    "SELECT s.*,\n"
+    + ",\n".join(
+        f"    (SELECT array_agg({_pg_value(c)} ORDER BY h.date) FROM store_features AS h\n"
+        f"     WHERE h.store = s.store AND h.date > s.date - interval '{STORE_RECENT_WEEKS} weeks'\n"
+        f"       AND h.date <= s.date) AS {c}_recent"
+        for c in STORE_RECENT_COLUMNS
+    )
+    + "\nFROM store_features AS s"
+)
+
+
+def _duck_value(column: str) -> str:
+    cast = "::INTEGER::DOUBLE" if column == "has_markdown" else "::DOUBLE"
+    return f"COALESCE({column}{cast}, 'NaN'::DOUBLE)"
+
+
+# `{path}` is the Parquet file of store_features.
+DUCKDB_STORE_QUERY = (
+    "SELECT *,\n"
+    + ",\n".join(f"    list({_duck_value(c)}) OVER w AS {c}_recent" for c in STORE_RECENT_COLUMNS)
+    + "\nFROM read_parquet('{path}')\n"
+    + "WINDOW w AS (PARTITION BY store ORDER BY date\n"
+    + f"    RANGE BETWEEN INTERVAL {STORE_RECENT_WEEKS - 1} WEEKS PRECEDING AND CURRENT ROW)\n"
+    + "ORDER BY store, date"
+)
 
 # `{path}` is the Parquet file of sales_features; sales_features is a complete weekly grid per series.
 DUCKDB_SALES_QUERY = f"""
@@ -73,9 +132,9 @@ def postgres_sources() -> Sources:
         ),
         store=PostgreSQLSource(
             name="store_features",
-            table="store_features",
+            query=POSTGRES_STORE_QUERY,
             timestamp_field=TIMESTAMP_FIELD,
-            description="One row per store and week of features.csv.",
+            description="store_features with the recent past covariates (arrays) computed on read.",
         ),
     )
 
@@ -95,6 +154,6 @@ def parquet_sources(sales_path: Path, store_path: Path) -> Sources:
             path=str(Path(store_path).resolve()),
             file_format=ParquetFormat(),
             timestamp_field=TIMESTAMP_FIELD,
-            description="One row per store and week of features.csv.",
+            description="store_features.parquet with the recent past covariates (arrays) added.",
         ),
     )

@@ -15,6 +15,7 @@ from feast.data_source import DataSource
 from feast.types import Array, Bool, Float64, Int32, Int64
 
 from salesforecast.feature_repo.entities import series, store
+from salesforecast.feature_repo.sources import RECENT_WEEKS, STORE_RECENT_FEATURES, STORE_RECENT_WEEKS
 from salesforecast.features.build import SALES_FEATURES
 
 WEEK_TTL = timedelta(days=6)
@@ -52,7 +53,7 @@ def sales_history(source: DataSource) -> FeatureView:
             Field(
                 name="recent_sales",
                 dtype=Array(Float64),
-                description="Weekly sales of weeks t-51..t, oldest first (includes week t: serving only).",
+                description=f"Sales of weeks t-{RECENT_WEEKS - 1}..t, oldest first (week t: serving only)",
             ),
         ],
         source=source,
@@ -70,6 +71,15 @@ def store_external(source: DataSource) -> FeatureView:
         schema=[
             Field(name="store", dtype=Int32),
             *(Field(name=name, dtype=dtype) for name, dtype in STORE_FEATURES.items()),  # type: ignore[arg-type]
+            *(
+                Field(
+                    name=name,
+                    dtype=Array(Float64),
+                    description=f"Weeks t-{STORE_RECENT_WEEKS - 1}..t (as many as exist), oldest first: "
+                    "serving only.",
+                )
+                for name in STORE_RECENT_FEATURES
+            ),
         ],
         source=source,
         online=True,

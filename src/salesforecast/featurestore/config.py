@@ -52,6 +52,17 @@ class OfflineStoreKind(StrEnum):
         return self is not OfflineStoreKind.duckdb
 
 
+class OnlineStoreKind(StrEnum):
+    sqlite = "sqlite"  # a file in the repository folder (local profile default)
+    postgres = "postgres"  # the database of SALESFORECAST_PG_DSN (postgres profile default)
+    redis = "redis"  # SALESFORECAST_REDIS, default 127.0.0.1:6379 (optionally ",db=N")
+
+
+REDIS_ENV = "SALESFORECAST_REDIS"
+DEFAULT_REDIS = "127.0.0.1:6379"
+ONLINE_CHOICE_FILE = "online_store.txt"
+
+
 class Compute(StrEnum):
     local = "local"  # Feast's in-process batch engine
     ray = "ray"  # Feast's `ray.engine` batch engine, with the TTL trap removed (ray_engine)
@@ -66,11 +77,14 @@ class StoreOptions:
     compute: Compute = Compute.local
     ray_address: str | None = None  # None: start a local Ray with `ray_num_cpus` CPUs
     ray_num_cpus: int = 2
+    online_store: OnlineStoreKind | None = None  # None: the last one chosen, else the profile's
 
     def __post_init__(self) -> None:
         # Accept plain strings (the command line, callers) and keep enums inside.
         if self.offline_store is not None:
             object.__setattr__(self, "offline_store", OfflineStoreKind(self.offline_store))
+        if self.online_store is not None:
+            object.__setattr__(self, "online_store", OnlineStoreKind(self.online_store))
         object.__setattr__(self, "compute", Compute(self.compute))
 
     def offline_for(self, profile: Profile) -> OfflineStoreKind:
@@ -78,23 +92,34 @@ class StoreOptions:
             return self.offline_store
         return OfflineStoreKind.postgres if profile is Profile.postgres else OfflineStoreKind.duckdb
 
+    def online_for(self, settings: Settings) -> OnlineStoreKind:
+        """Explicit choice, else the one remembered in the repository folder, else the profile's."""
+        if self.online_store is not None:
+            return self.online_store
+        remembered = repo_dir(settings) / ONLINE_CHOICE_FILE
+        if remembered.is_file() and remembered.read_text().strip() in {k.value for k in OnlineStoreKind}:
+            return OnlineStoreKind(remembered.read_text().strip())
+        return OnlineStoreKind.postgres if settings.profile is Profile.postgres else OnlineStoreKind.sqlite
+
 
 def parse_options(
     offline_store: str | None = None,
     compute: str = "local",
     ray_address: str | None = None,
     ray_num_cpus: int = 2,
+    online_store: str | None = None,
 ) -> StoreOptions:
     """StoreOptions from command-line strings, with a clear error for an unknown value."""
     for value, kind, flag in (
         (offline_store, OfflineStoreKind, "--offline-store"),
         (compute, Compute, "--compute"),
+        (online_store, OnlineStoreKind, "--online-store"),
     ):
         if value is not None and value not in {k.value for k in kind}:
             raise SalesForecastError(f"{flag} {value!r} is not one of {', '.join(k.value for k in kind)}")
     if ray_num_cpus < 1:
         raise SalesForecastError(f"--ray-cpus must be at least 1, got {ray_num_cpus}")
-    return StoreOptions(offline_store, compute, ray_address, ray_num_cpus)  # type: ignore[arg-type]
+    return StoreOptions(offline_store, compute, ray_address, ray_num_cpus, online_store)  # type: ignore[arg-type]
 
 
 def repo_dir(settings: Settings) -> Path:
@@ -191,6 +216,14 @@ def _ray_block(settings: Settings, options: StoreOptions) -> dict[str, Any]:
     return block
 
 
+def online_store_block(settings: Settings, kind: OnlineStoreKind) -> dict[str, Any]:
+    if kind is OnlineStoreKind.postgres:
+        return {"type": "postgres", **_postgres_block(pg_params(settings.pg_dsn))}
+    if kind is OnlineStoreKind.redis:
+        return {"type": "redis", "connection_string": os.environ.get(REDIS_ENV) or DEFAULT_REDIS}
+    return {"type": "sqlite", "path": "data/online_store.db"}
+
+
 def feature_store_config(settings: Settings, options: StoreOptions) -> dict[str, Any]:
     """The content of `feature_store.yaml` for the settings' profile."""
     config: dict[str, Any] = {"project": PROJECT, "provider": "local"}
@@ -207,10 +240,9 @@ def feature_store_config(settings: Settings, options: StoreOptions) -> dict[str,
             "cache_ttl_seconds": 60,
             "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
         }
-        config["online_store"] = {"type": "postgres", **_postgres_block(pg)}
     else:
         config["registry"] = {"registry_type": "file", "path": "data/registry.db", "cache_ttl_seconds": 60}
-        config["online_store"] = {"type": "sqlite", "path": "data/online_store.db"}
+    config["online_store"] = online_store_block(settings, options.online_for(settings))
     if offline.is_postgres:
         if settings.profile is not Profile.postgres:
             raise SalesForecastError(
@@ -287,5 +319,7 @@ def write_repo(
     write_if_changed(folder / "feature_store.yaml", config_text)
     write_if_changed(folder / "definitions.py", definitions)
     write_if_changed(folder / ".feastignore", "data/\n")
+    if options.online_store is not None:  # remembered for the commands that do not repeat the option
+        write_if_changed(folder / ONLINE_CHOICE_FILE, options.online_store.value + "\n")
     digest = hashlib.sha256((config_text + definitions).encode()).hexdigest()
     return folder, digest

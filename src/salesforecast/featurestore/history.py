@@ -1,4 +1,7 @@
-"""The Parquet source of `sales_history` for DuckDB: `sales_features.parquet` plus `recent_sales`.
+"""The Parquet sources for DuckDB: the offline tables plus the serving-only arrays.
+
+`sales_history.parquet` is `sales_features.parquet` plus `recent_sales`; `store_history.parquet` is
+`store_features.parquet` plus the `<column>_recent` arrays of the past store covariates.
 
 A Feast `FileSource` cannot be a query, so the column that PostgreSQL computes on read
 (`feature_repo.sources.POSTGRES_SALES_QUERY`) is written once here with its DuckDB twin,
@@ -14,7 +17,7 @@ import duckdb
 
 from salesforecast.config import Profile, Settings
 from salesforecast.errors import SalesForecastError
-from salesforecast.feature_repo.sources import DUCKDB_SALES_QUERY
+from salesforecast.feature_repo.sources import DUCKDB_SALES_QUERY, DUCKDB_STORE_QUERY
 from salesforecast.featurestore.config import derived_dir
 from salesforecast.offline.files import atomic_write, write_json
 from salesforecast.offline.parquet import table_path
@@ -39,15 +42,24 @@ def _stamp(path: Path) -> dict[str, int | str]:
 
 def sales_history_parquet(settings: Settings) -> Path:
     """Path of the derived file, (re)built when its input changed since the last build."""
-    source = offline_parquet(settings, "sales_features")
-    out = derived_dir(settings) / "sales_history.parquet"
+    return _derived(settings, "sales_features", "sales_history.parquet", DUCKDB_SALES_QUERY)
+
+
+def store_history_parquet(settings: Settings) -> Path:
+    """Path of the derived store file, (re)built when its input changed since the last build."""
+    return _derived(settings, "store_features", "store_history.parquet", DUCKDB_STORE_QUERY)
+
+
+def _derived(settings: Settings, table: str, name: str, sql: str) -> Path:
+    source = offline_parquet(settings, table)
+    out = derived_dir(settings) / name
     stamp_file = out.with_suffix(".json")
-    stamp = _stamp(source)
+    stamp = _stamp(source) | {"query": sql}
     if out.is_file() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
         return out
 
     def write(tmp: Path) -> None:
-        query = DUCKDB_SALES_QUERY.format(path=str(source.resolve()).replace("'", "''"))
+        query = sql.format(path=str(source.resolve()).replace("'", "''"))
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")

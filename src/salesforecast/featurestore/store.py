@@ -28,7 +28,7 @@ from salesforecast.featurestore.config import (
     export_password,
     write_repo,
 )
-from salesforecast.featurestore.history import offline_parquet, sales_history_parquet
+from salesforecast.featurestore.history import sales_history_parquet, store_history_parquet
 from salesforecast.offline import postgres
 from salesforecast.offline.files import write_json
 
@@ -83,7 +83,7 @@ def open_repo(settings: Settings, options: StoreOptions | None = None) -> FeastR
         sales_path = store_path = Path()
     else:
         sales_path = sales_history_parquet(settings)
-        store_path = offline_parquet(settings, "store_features")
+        store_path = store_history_parquet(settings)
         sources = parquet_sources(sales_path, store_path)
     folder, digest = write_repo(settings, options, sales_path, store_path)
     try:

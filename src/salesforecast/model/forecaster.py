@@ -1,0 +1,117 @@
+"""The trained TFT as one more model of the evaluation harness (`evaluation/forecaster.py`).
+
+Forecasts come from `model.predict.forecast_origin`, whose windows read only encoder weeks
+before the origin and the known inputs of the horizon's weeks; `tests/test_tft_evaluation.py`
+checks that changing the data from the origin on leaves the forecasts unchanged. A backtest
+retrains the same recipe (the saved training config) with each fold's start as the cut-off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from salesforecast.config import Settings
+from salesforecast.errors import SalesForecastError
+from salesforecast.evaluation.protocols import Panel as SalesPanel
+from salesforecast.model.predict import forecast_origin
+from salesforecast.model.windows import Panel, build_panel, load_training_frame
+from salesforecast.offline.store import read_feature_table
+from salesforecast.training.checkpoint import BEST_MODEL, load_model
+
+BACKTEST_DIR = "backtest"
+
+
+class TFTForecaster:
+    name = "tft"
+    has_quantiles = True
+    refit_every_origin = False
+
+    def __init__(self, settings: Settings, path: Path, workers: int = 2) -> None:
+        self.settings = settings
+        self.workers = workers
+        self._frame: pd.DataFrame | None = None
+        self._stores: pd.DataFrame | None = None
+        self._load(path)
+
+    def _load(self, path: Path) -> None:
+        self.path = path
+        self.model, self.prep, self.bundle = load_model(path)
+        self.trained_until = pd.Timestamp(self.bundle["trained_until"])
+        self._panel: Panel | None = None
+
+    def _inputs(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self._frame is None or self._stores is None:
+            self._frame = load_training_frame(self.settings)
+            self._stores = read_feature_table(self.settings, "store_features")
+        return self._frame, self._stores
+
+    def panel(self) -> Panel:
+        if self._panel is None:
+            frame, stores = self._inputs()
+            self._panel = build_panel(frame, self.prep, store_features=stores)
+        return self._panel
+
+    def fit(self, history: SalesPanel) -> None:
+        """Retrain with every week before the first unseen one (a backtest fold's start)."""
+        from salesforecast.training.launch import launch
+        from salesforecast.training.train import TrainConfig
+
+        cutoff = history.dates[-1] + pd.Timedelta(days=7)
+        if self.bundle.get("cutoff") == str(cutoff.date()):
+            return  # the loaded model was trained with exactly this cut-off
+        folder = self.settings.workdir / BACKTEST_DIR / f"cutoff-{cutoff.date()}"
+        frame_path = self.settings.workdir / BACKTEST_DIR / "frame.parquet"
+        if not frame_path.is_file():
+            frame, _ = self._inputs()
+            frame_path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(frame_path, index=False)
+        recipe = {
+            k: v
+            for k, v in self.bundle.get("train_config", {}).items()
+            if k in {f.name for f in dataclasses.fields(TrainConfig)}
+        }
+        config = TrainConfig(
+            **{
+                **recipe,
+                "profile": self.settings.profile.value,
+                "workdir": str(folder),
+                "frame_path": str(frame_path),
+                "cutoff": str(cutoff.date()),
+                "resume": False,
+            }
+        )
+        launch(config, self.workers)
+        self._load(folder / "artifacts" / BEST_MODEL)
+
+    def forecast(self, history: SalesPanel, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
+        if horizon > self.model.config.horizon:
+            raise SalesForecastError(
+                f"the TFT forecasts {self.model.config.horizon} weeks; the protocol asks for {horizon}: "
+                f"train with --horizon {horizon}"
+            )
+        out = forecast_origin(self.model, self.panel(), origin)
+        return out[out["h"] <= horizon].reset_index(drop=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "trained_until": str(self.trained_until.date()),
+            "epoch": self.bundle.get("epoch"),
+            "val_loss": self.bundle.get("val_loss"),
+            "config": self.model.config.to_dict(),
+        }
+
+    def interpretation(self) -> dict[str, Any]:
+        from salesforecast.model.interpret import interpretation
+
+        return interpretation(self.model, self.panel(), self.trained_until)
+
+
+def load_trained(settings: Settings) -> TFTForecaster | None:
+    path = settings.artifacts_dir / BEST_MODEL
+    return TFTForecaster(settings, path) if path.is_file() else None

@@ -1,0 +1,661 @@
+"""Distributed (DDP) training of the TFT; one entry point for every launcher.
+
+    python -m salesforecast.training.train [options]                  # one process
+    torchrun --nproc-per-node 2 -m salesforecast.training.train ...     # N local workers
+    salesforecast train --workers 2 ...                                 # the same, one command
+
+Inside a Kubeflow PyTorchJob or TrainJob the job sets MASTER_ADDR, MASTER_PORT, WORLD_SIZE and
+RANK (TrainJob: PET_* for torchrun), and `init_process_group` reads them: gloo on CPU, NCCL with
+CUDA. Rank 0 reads the data and broadcasts the panel, so the feature store is read once; every
+rank trains on its `DistributedSampler` share of a fresh random sample of windows each epoch.
+
+Split, by date: training windows' target weeks end before the validation period (the last
+`val_weeks` weeks before `cutoff`), validation windows' target weeks lie inside it, and nothing
+on or after `cutoff` (the test period) is read at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import hashlib
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from salesforecast.config import Profile, Settings
+from salesforecast.errors import SalesForecastError
+from salesforecast.model import windows as W
+from salesforecast.model.losses import quantile_loss
+from salesforecast.model.tft import TFT, TFTConfig
+from salesforecast.training import checkpoint as ckpt
+
+DEFAULT_CUTOFF = "2012-02-03"  # first week of the test period: training and validation end before it
+
+
+@dataclass
+class TrainConfig:
+    profile: str | None = None
+    workdir: str | None = None
+    frame_path: str | None = None  # a Parquet training frame instead of the feature store
+    cutoff: str = DEFAULT_CUTOFF  # use only data dated before this
+    val_weeks: int = 13
+    sample_size: int | None = None  # rows, drawn as whole series
+    epochs: int = 20
+    windows_per_epoch: int | None = 32_768  # None: every training window each epoch
+    max_val_windows: int | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    patience: int = 4
+    encoder_length: int | None = None  # None: the settings' (52)
+    horizon: int | None = None  # None: the settings' (8)
+    hidden_size: int = 64
+    n_heads: int = 4
+    lstm_layers: int = 2
+    dropout: float = 0.1
+    min_encoder_weeks: int = 8
+    scale_weight: float = 0.0  # draw windows with probability ~ scale**scale_weight (1: sales units)
+    amp: bool = True
+    threads: int = 1
+    seed: int | None = None  # None: the settings' seed
+    resume: bool = False
+
+
+# Fields that change the data or the model: a checkpoint only resumes a run that agrees on them.
+RESUME_KEYS = (
+    "frame_path",
+    "cutoff",
+    "val_weeks",
+    "sample_size",
+    "encoder_length",
+    "horizon",
+    "hidden_size",
+    "n_heads",
+    "lstm_layers",
+    "min_encoder_weeks",
+    "scale_weight",
+    "seed",
+    "windows_per_epoch",
+    "batch_size",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="salesforecast.training.train", description=__doc__.splitlines()[0])
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.name == "amp":
+            p.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
+        elif f.name == "resume":
+            p.add_argument(flag, action="store_true", help="continue from the last checkpoint")
+        else:
+            kind = {int: int, float: float}.get(type(default), str)
+            if f.name in {"sample_size", "encoder_length", "horizon", "seed", "max_val_windows"}:
+                kind = int
+            p.add_argument(
+                flag, type=kind if f.name != "windows_per_epoch" else _optional_int, default=default
+            )
+    return p
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() in {"all", "none", "0"} else int(text)
+
+
+def to_argv(config: TrainConfig) -> list[str]:
+    """The command-line form of a config (what the launcher hands every worker)."""
+    argv: list[str] = []
+    for f in fields(TrainConfig):
+        value = getattr(config, f.name)
+        if f.name == "amp":
+            argv += [] if value else ["--no-amp"]
+        elif f.name == "resume":
+            argv += ["--resume"] if value else []
+        elif f.name == "windows_per_epoch":
+            argv += ["--windows-per-epoch", "all" if value is None else str(value)]
+        elif value is not None:
+            argv += ["--" + f.name.replace("_", "-"), str(value)]
+    return argv
+
+
+# ----------------------------------------------------------------------------- distributed setup
+
+
+@dataclass
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def tune_malloc() -> None:
+    """Keep freed activation memory in the process (glibc): a step allocates and frees tensors of
+    tens of MB, and returning them to the OS each time cost up to 40% extra (system) time in page
+    faults in a trial. A no-op where glibc's mallopt is absent."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD: glibc's maximum
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+        libc.mallopt(-2, 256 << 20)  # M_TOP_PAD
+    except (OSError, AttributeError):
+        pass
+
+
+def setup_distributed(threads: int) -> Dist:
+    """Join the process group the launcher (torchrun, PyTorchJob, TrainJob) describes in the environment."""
+    torch.set_num_threads(threads)
+    if sys.platform == "linux":
+        tune_malloc()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if rank != 0:
+        warnings.filterwarnings("ignore")  # one voice: rank 0 reports
+    return Dist(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def broadcast(value: Any, d: Dist) -> Any:
+    """Rank 0's value on every rank; an exception on rank 0 is raised on every rank, not left to hang."""
+    if d.world == 1:
+        if isinstance(value, BaseException):
+            raise value
+        return value
+    box = [value if d.main else None]
+    dist.broadcast_object_list(box, src=0)
+    if isinstance(box[0], BaseException):
+        if d.main:
+            raise box[0]
+        raise SalesForecastError(f"rank 0 failed: {box[0]}")
+    return box[0]
+
+
+def all_sum(values: list[float], d: Dist) -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64, device=d.device if d.device.type == "cuda" else "cpu")
+    if d.world > 1:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """bf16 where the hardware runs it natively (AMX/AVX-512-BF16 CPUs, recent GPUs), else fp16 on CUDA."""
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, hence the getattr
+    native = any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+    return torch.bfloat16 if native else None
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class Data:
+    panel: W.Panel
+    train: tuple[torch.Tensor, torch.Tensor]  # (series, decoder start) of every training window
+    val: tuple[torch.Tensor, torch.Tensor]
+    val_start: pd.Timestamp
+    cutoff: pd.Timestamp
+    rows: int
+
+
+class WindowDataset(Dataset):
+    """Windows as a map-style dataset; `__getitems__` cuts a whole batch with one gather."""
+
+    def __init__(self, panel: W.Panel, series: torch.Tensor, start: torch.Tensor, L: int, H: int) -> None:
+        self.panel, self.series, self.start, self.L, self.H = panel, series, start, L, H
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return W.gather(self.panel, self.series[idx], self.start[idx], self.L, self.H)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])
+
+
+def _batch_as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch
+
+
+def prepare_data(config: TrainConfig, settings: Settings, L: int, H: int, seed: int) -> Data:
+    cutoff = pd.Timestamp(config.cutoff)
+    if config.frame_path:
+        try:
+            frame = pd.read_parquet(config.frame_path)
+        except (OSError, ValueError) as exc:
+            raise SalesForecastError(f"{config.frame_path}: cannot read the training frame ({exc})") from None
+        W.check_frame(frame, config.frame_path)
+        frame = frame[W._dates(frame) < cutoff].reset_index(drop=True)
+    else:
+        frame = W.load_training_frame(settings, config.sample_size, end=cutoff, seed=seed)
+    if frame.empty:
+        raise SalesForecastError(f"no training data before the cut-off {cutoff.date()}")
+    val_start = cutoff - config.val_weeks * W.WEEK
+    prep = W.fit_preprocessing(frame, val_start)
+    panel = W.build_panel(frame, prep)
+    vs, end = panel.week(val_start), panel.week(cutoff)
+    train = W.window_index(panel, L, H, 0, vs, config.min_encoder_weeks)
+    val = W.window_index(panel, L, H, vs, end, config.min_encoder_weeks)
+    if len(train[0]) == 0 or len(val[0]) == 0:
+        raise SalesForecastError(
+            f"no {'training' if len(train[0]) == 0 else 'validation'} windows: the data before "
+            f"{cutoff.date()} span {len(panel.dates)} weeks, too few for {L} encoder weeks, a "
+            f"{H}-week horizon and {config.val_weeks} validation weeks (try --val-weeks, --cutoff "
+            "or a smaller encoder length)"
+        )
+    if config.max_val_windows and len(val[0]) > config.max_val_windows:
+        g = torch.Generator().manual_seed(seed)
+        keep = torch.randperm(len(val[0]), generator=g)[: config.max_val_windows].sort().values
+        val = (val[0][keep], val[1][keep])
+    W.fit_log_scale(panel, *train, L)
+    return Data(panel=panel, train=train, val=val, val_start=val_start, cutoff=cutoff, rows=len(frame))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _weights(scale: torch.Tensor, power: float, norm: float) -> torch.Tensor | None:
+    """Validation weights matching the training draw: scale**power, normalised to mean 1."""
+    return None if power == 0 else scale.float() ** power / norm
+
+
+def draw_windows(weight: torch.Tensor | int, k: int, seed: int) -> torch.Tensor:
+    """k distinct window indices: uniform (weight = the number of windows) or proportional to weight."""
+    g = torch.Generator().manual_seed(seed)
+    if isinstance(weight, int):
+        return torch.randperm(weight, generator=g)[:k]
+    return torch.multinomial(weight.double(), k, replacement=False, generator=g)
+
+
+def lr_lambda(total_steps: int, warmup: int):
+    """Linear warm-up, then cosine decay to 10% of the peak by the last planned step."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+@torch.no_grad()
+def evaluate(
+    model: TFT,
+    data: Data,
+    d: Dist,
+    L: int,
+    H: int,
+    batch_size: int,
+    amp: torch.dtype | None,
+    power: float,
+    weight_norm: float,
+) -> dict[str, float]:
+    """Validation metrics over every rank's share of the validation windows (summed across ranks).
+
+    `loss`: mean pinball loss of the scaled target (as trained); `naive_loss`: the same for the
+    seasonal-naive forecast on the same windows; `wmae`/`naive_wmae`: P50 error in sales units,
+    holiday weeks weighted 5 (the competition's metric).
+    """
+    model.eval()
+    series, start = data.val[0][d.rank :: d.world], data.val[1][d.rank :: d.world]
+    q = torch.tensor(model.config.quantiles, device=d.device)
+    sums = np.zeros(7)
+    for lo in range(0, len(series), batch_size):
+        b = _to(
+            W.gather(data.panel, series[lo : lo + batch_size], start[lo : lo + batch_size], L, H), d.device
+        )
+        with torch.autocast(d.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            pred = model(b).float()
+        n = b["mask"].sum()
+        w = _weights(b["scale"], power, weight_norm)
+        naive = b["naive"].unsqueeze(-1).expand_as(pred)
+        hw = (1 + 4 * b["holiday"].float()) * b["mask"]
+        p50 = pred[..., len(model.config.quantiles) // 2]
+        sums += [
+            float(quantile_loss(pred, b["target"], b["mask"], q, w) * n),
+            float(quantile_loss(naive, b["target"], b["mask"], q, w) * n),
+            float(n),
+            float(((p50 - b["target"]).abs() * b["scale"][:, None] * hw).sum()),
+            float(((b["naive"] - b["target"]).abs() * b["scale"][:, None] * hw).sum()),
+            float(hw.sum()),
+            float(len(b["scale"])),
+        ]
+    loss, naive_loss, n, err, naive_err, hw, windows = all_sum(sums.tolist(), d)
+    return {
+        "val_loss": loss / max(n, 1),
+        "val_naive_loss": naive_loss / max(n, 1),
+        "val_wmae": err / max(hw, 1),
+        "val_naive_wmae": naive_err / max(hw, 1),
+        "val_windows": int(windows),
+    }
+
+
+def param_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for _, p in sorted(model.state_dict().items()):
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def run(config: TrainConfig) -> dict[str, Any]:
+    """Train on this process's share; rank 0 writes the artefacts. Returns the run summary."""
+    started = time.time()
+    launched = float(os.environ.get("SALESFORECAST_LAUNCH_TIME", started))
+    d = setup_distributed(config.threads)
+    try:
+        return _run(config, d, started, launched)
+    finally:
+        if d.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _settings(config: TrainConfig) -> Settings:
+    overrides: dict[str, Any] = {}
+    if config.profile:
+        overrides["profile"] = Profile(config.profile)
+    if config.workdir:
+        overrides["workdir"] = Path(config.workdir)
+    return Settings(**overrides)
+
+
+def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(quiet=not d.main, highlight=False)
+    settings = _settings(config)
+    L = config.encoder_length or settings.encoder_length
+    H = config.horizon or settings.horizon
+    seed = settings.seed if config.seed is None else config.seed
+    if not 1 <= H <= W.SEASON:
+        raise SalesForecastError(f"horizon {H} outside 1..{W.SEASON} weeks")
+    artifacts = settings.artifacts_dir
+    amp = autocast_dtype(d.device, config.amp)
+
+    # Rank 0 reads the data once; everyone else receives the panel.
+    data: Data | BaseException
+    if d.main:
+        console.print(
+            f"reading training data (cut-off {config.cutoff}, sample {config.sample_size or 'all'})"
+        )
+        try:
+            data = prepare_data(config, settings, L, H, seed)
+        except Exception as exc:
+            data = exc
+    else:
+        data = None  # type: ignore[assignment]
+    data = broadcast(data, d)
+    prep = data.panel.prep
+    data_s = time.time() - started
+
+    torch.manual_seed(seed)
+    model_config = TFTConfig(
+        **prep.model_inputs(),
+        encoder_length=L,
+        horizon=H,
+        hidden_size=config.hidden_size,
+        n_heads=config.n_heads,
+        lstm_layers=config.lstm_layers,
+        dropout=config.dropout,
+    )
+    model = TFT(model_config).to(d.device)
+    quantiles = torch.tensor(model_config.quantiles, device=d.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(d.device.type, enabled=amp is torch.float16)
+
+    n_train = len(data.train[0])
+    per_epoch = n_train if config.windows_per_epoch is None else min(config.windows_per_epoch, n_train)
+    steps_per_epoch = math.ceil(math.ceil(per_epoch / d.world) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(total_steps, warmup=max(1, min(200, total_steps // 20)))
+    )
+
+    # Resume: rank 0 reads the last checkpoint, every rank loads it.
+    state = {"epoch": 0, "best_val": math.inf, "best_epoch": 0, "bad_epochs": 0}
+    log: list[dict[str, Any]] = []
+    resumed_from = None
+    if config.resume:
+        saved: Any = None
+        if d.main:
+            path = artifacts / ckpt.LAST_CHECKPOINT
+            try:
+                saved = ckpt.load_torch(path) if path.is_file() else None
+            except Exception as exc:
+                saved = exc
+        saved = broadcast(saved, d)
+        if saved is None:
+            console.print(f"no checkpoint in {artifacts}: starting from scratch")
+        else:
+            mine = {k: getattr(config, k) for k in RESUME_KEYS}
+            theirs = saved["resume_keys"]
+            differ = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+            if differ or saved["model_config"] != model_config.to_dict():
+                what = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in differ.items()) or "model inputs differ"
+                raise SalesForecastError(
+                    f"{artifacts / ckpt.LAST_CHECKPOINT} comes from a different run ({what}); "
+                    "run without --resume to start over"
+                )
+            model.load_state_dict(saved["model_state"])
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
+            scaler.load_state_dict(saved["grad_scaler"])
+            state = saved["state"]
+            log = [e for e in ckpt.read_log(artifacts / ckpt.TRAINING_LOG) if e["epoch"] <= state["epoch"]]
+            resumed_from = state["epoch"]
+            console.print(
+                f"resuming after epoch {state['epoch']} (best validation loss {state['best_val']:.4f})"
+            )
+
+    ddp = DistributedDataParallel(model) if d.world > 1 else model
+    if d.main:
+        ckpt.write_preprocessing(artifacts, prep)
+    train_weight: torch.Tensor | int = n_train
+    if config.scale_weight:
+        train_weight = W.window_scale(data.panel, *data.train, L) ** config.scale_weight
+    val_scale = W.window_scale(data.panel, *data.val, L)
+    weight_norm = float((val_scale**config.scale_weight).mean()) if config.scale_weight else 1.0
+    dataset = WindowDataset(data.panel, *data.train, L, H)
+    console.print(
+        f"{data.rows:,} rows, {len(data.panel.keys):,} series, {len(data.panel.dates)} weeks "
+        f"({data.panel.dates[0].date()}..{data.panel.dates[-1].date()}); {n_train:,} training windows "
+        f"(targets before {data.val_start.date()}), {len(data.val[0]):,} validation windows; "
+        f"{per_epoch:,} windows per epoch on {d.world} worker(s) x {config.threads} thread(s), "
+        f"{'amp ' + str(amp).replace('torch.', '') if amp else 'float32'}, {d.device.type}"
+    )
+
+    stopped_early = False
+    last_epoch = state["epoch"]
+    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        epoch_started = time.time()
+        ddp.train()
+        # The same random sample of windows on every rank; the sampler splits it between ranks.
+        # Seeding every epoch afresh makes a resumed run draw what an uninterrupted one would.
+        pick = draw_windows(train_weight, per_epoch, seed * 100_003 + epoch)
+        torch.manual_seed(seed * 100_003 + epoch * 101 + d.rank)  # dropout
+        subset = torch.utils.data.Subset(dataset, pick.tolist())  # batched: Subset forwards __getitems__
+        sampler = DistributedSampler(subset, num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(subset, batch_size=config.batch_size, sampler=sampler, collate_fn=_batch_as_is)
+        loss_sum, points, samples = 0.0, 0.0, 0
+        with Progress(
+            TextColumn(f"epoch {epoch}/{config.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not d.main,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("train", total=len(loader), loss=float("nan"))
+            for batch in loader:
+                batch = _to(batch, d.device)
+                with torch.autocast(d.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                    pred = ddp(batch)
+                loss = quantile_loss(pred, batch["target"], batch["mask"], quantiles)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                n = float(batch["mask"].sum())
+                loss_sum += float(loss.detach()) * n
+                points += n
+                samples += len(batch["scale"])
+                progress.update(task, advance=1, loss=loss_sum / max(points, 1))
+        train_loss_sum, train_points, total_samples = all_sum([loss_sum, points, samples], d)
+        train_s = time.time() - epoch_started
+        metrics = evaluate(model, data, d, L, H, config.batch_size, amp, config.scale_weight, weight_norm)
+        improved = metrics["val_loss"] < state["best_val"] - 1e-6
+        if improved:
+            state.update(best_val=metrics["val_loss"], best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = last_epoch = epoch
+        entry = {
+            "epoch": epoch,
+            "train_loss": train_loss_sum / max(train_points, 1),
+            **metrics,
+            "lr": optimizer.param_groups[0]["lr"],
+            "samples": int(total_samples),
+            "samples_per_s": total_samples / max(train_s, 1e-9),
+            "train_s": train_s,
+            "epoch_s": time.time() - epoch_started,
+            "wall_s": time.time() - started,
+            "best": improved,
+        }
+        log.append(entry)
+        if d.main:
+            extra = {
+                "epoch": epoch,
+                "val_loss": metrics["val_loss"],
+                "train_config": asdict(config),
+                "trained_until": str((data.cutoff - W.WEEK).date()),
+                "val_start": str(data.val_start.date()),
+                "cutoff": str(data.cutoff.date()),
+            }
+            if improved:
+                ckpt.save_torch(artifacts / ckpt.BEST_MODEL, ckpt.model_bundle(model, prep, extra))
+            ckpt.save_torch(
+                artifacts / ckpt.LAST_CHECKPOINT,
+                {
+                    "model_state": model.state_dict(),
+                    "model_config": model_config.to_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "grad_scaler": scaler.state_dict(),
+                    "state": dict(state),
+                    "resume_keys": {k: getattr(config, k) for k in RESUME_KEYS},
+                },
+            )
+            ckpt.write_log(artifacts / ckpt.TRAINING_LOG, log)
+        console.print(
+            f"epoch {epoch}: train {entry['train_loss']:.4f}  val {metrics['val_loss']:.4f} "
+            f"(seasonal naive {metrics['val_naive_loss']:.4f})  val WMAE {metrics['val_wmae']:,.0f} "
+            f"(naive {metrics['val_naive_wmae']:,.0f})  {entry['samples_per_s']:,.0f} samples/s  "
+            f"{entry['epoch_s']:.1f} s{'  *' if improved else ''}"
+        )
+        if state["bad_epochs"] >= config.patience:
+            stopped_early = True
+            console.print(f"early stop: no improvement for {config.patience} epochs")
+            break
+
+    digests = [param_digest(model)]
+    if d.world > 1:
+        gathered: list[Any] = [None] * d.world
+        dist.all_gather_object(gathered, digests[0])
+        digests = gathered
+    best = next((e for e in log if e["epoch"] == state["best_epoch"]), {})
+    summary = {
+        "best_epoch": state["best_epoch"],
+        "best_val_loss": state["best_val"],
+        "val_naive_loss": best.get("val_naive_loss"),
+        "best_val_wmae": best.get("val_wmae"),
+        "val_naive_wmae": best.get("val_naive_wmae"),
+        "epochs_run": last_epoch,
+        "resumed_from": resumed_from,
+        "stopped_early": stopped_early,
+        "world_size": d.world,
+        "threads": config.threads,
+        "amp": str(amp).replace("torch.", "") if amp else None,
+        "device": d.device.type,
+        "rows": data.rows,
+        "series": len(data.panel.keys),
+        "train_windows": n_train,
+        "val_windows": len(data.val[0]),
+        "windows_per_epoch": per_epoch,
+        "data_s": data_s,
+        "wall_s": time.time() - started,
+        "wall_s_since_launch": time.time() - launched,
+        "mean_samples_per_s": float(np.mean([e["samples_per_s"] for e in log])) if log else None,
+        "param_digests": digests,
+        "ranks_in_sync": len(set(digests)) == 1,
+        "config": asdict(config),
+        "artifacts": str(artifacts),
+    }
+    if d.main:
+        from salesforecast.offline.files import write_json
+
+        write_json(artifacts / ckpt.SUMMARY, summary)
+        if state["best_epoch"]:
+            console.print(
+                f"best epoch {state['best_epoch']}: validation loss {state['best_val']:.4f} "
+                f"(seasonal naive {summary['val_naive_loss']:.4f}); artefacts in {artifacts}; "
+                f"{summary['wall_s_since_launch']:.0f} s"
+            )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = TrainConfig(**vars(build_parser().parse_args(argv)))
+    try:
+        run(config)
+    except SalesForecastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The trained TFT inside the evaluation harness: scored like the baselines, and never fed the future."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salesforecast import pipeline
+from salesforecast.config import Settings
+from salesforecast.data.ingest import load
+from salesforecast.evaluation.protocols import Panel as SalesPanel
+from salesforecast.features.build import build
+from salesforecast.featurestore.training_set import build_training_set
+from salesforecast.model.forecaster import TFTForecaster, load_trained
+from salesforecast.model.windows import PAST_REALS, SALES_REALS
+from salesforecast.offline.store import write_feature_tables
+from salesforecast.training.checkpoint import BEST_MODEL
+from salesforecast.training.train import TrainConfig, run
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Settings:
+    wd = tmp_path_factory.mktemp("tft_eval")
+    settings = Settings(workdir=wd, data_dir=synth_dir)
+    raw = load(synth_dir)
+    write_feature_tables(settings, build(raw), raw.sources)
+    frame_path = wd / "frame.parquet"
+    build_training_set(settings).to_parquet(frame_path)
+    run(
+        TrainConfig(
+            workdir=str(wd),
+            frame_path=str(frame_path),
+            cutoff="2012-02-03",
+            val_weeks=8,
+            epochs=1,
+            windows_per_epoch=64,
+            max_val_windows=32,
+            batch_size=32,
+            encoder_length=12,
+            horizon=8,
+            hidden_size=16,
+            n_heads=2,
+            amp=False,
+            seed=1,
+        )
+    )
+    return settings
+
+
+def test_holdout_scores_the_tft_beside_the_baselines(settings: Settings) -> None:
+    result = pipeline.evaluate(settings, "holdout")
+    summary = result.result.summary()
+    assert {"naive", "seasonal_naive", "svd_regression", "tft"} <= set(summary)
+    tft = summary["tft"]
+    assert tft["pooled"]["wmae"] > 0 and set(tft["per_horizon"]) == {str(h) for h in range(1, 9)}
+    assert tft["pooled"]["coverage_p10_p90"] is not None
+    # Same rows for every model.
+    rows = {name: entry["rows"] for name, entry in summary.items()}
+    assert len(set(rows.values())) == 1, rows
+    metrics = json.loads((settings.reports_dir / "metrics.json").read_text())
+    tft_facts = metrics["protocols"]["holdout"]["models"]["tft"]
+    importance = tft_facts["interpretation"]["variable_importance"]
+    assert set(importance) == {"static", "encoder", "decoder"}
+    assert sum(importance["encoder"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert len(tft_facts["interpretation"]["attention"]) == 12
+    assert (settings.reports_dir / "variable_importance_holdout_tft.png").is_file()
+    assert (settings.reports_dir / "attention_holdout_tft.png").is_file()
+
+
+def test_changing_data_from_the_origin_on_leaves_the_forecast_unchanged(settings: Settings) -> None:
+    origin = pd.Timestamp("2012-05-04")
+    model = load_trained(settings)
+    assert model is not None
+    history = SalesPanel.from_frame(load(settings.data_dir).train).until(origin)  # type: ignore[arg-type]
+    before = model.forecast(history, origin, 8)
+
+    tampered = TFTForecaster(settings, settings.artifacts_dir / BEST_MODEL)
+    frame, _ = tampered._inputs()
+    dates = pd.to_datetime(frame["date"]).dt.tz_localize(None)
+    late = (dates >= origin).to_numpy()
+    # Everything not known in advance: sales, their lags and statistics, the store's economy and markdowns.
+    unknown = ["weekly_sales", *SALES_REALS, *PAST_REALS]
+    unknown = [c for c in unknown if c in frame.columns and pd.api.types.is_float_dtype(frame[c])]
+    assert {"weekly_sales", "sales_lag_1", "temperature", "markdown1"} <= set(unknown)
+    frame.loc[late, unknown] = frame.loc[late, unknown] * 3 + 1000
+    after = tampered.forecast(history, origin, 8)
+    pd.testing.assert_frame_equal(before, after)
+
+    # The tampering does reach forecasts from later origins, so this test can fail.
+    later = origin + pd.Timedelta(weeks=12)
+    changed = tampered.forecast(history, later, 8)["p50"].to_numpy()
+    assert not np.allclose(changed, model.forecast(history, later, 8)["p50"].to_numpy())

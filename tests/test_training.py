@@ -1,0 +1,193 @@
+"""Training end to end on the synthetic panel: artefacts, the date split, resume, and 2-worker DDP."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from salesforecast.cli import app
+from salesforecast.errors import SalesForecastError
+from salesforecast.model import windows as W
+from salesforecast.model.predict import forecast_origin
+from salesforecast.training import checkpoint as ckpt
+from salesforecast.training.launch import launch, torchrun_args
+from salesforecast.training.train import TrainConfig, build_parser, run, to_argv
+
+CUTOFF = "2012-02-03"
+
+
+@pytest.fixture(scope="module")
+def frame_path(synth_frame, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("frame") / "frame.parquet"
+    synth_frame.to_parquet(path)
+    return str(path)
+
+
+def tiny(frame_path: str, workdir, **overrides) -> TrainConfig:
+    """A few seconds of training: small model, short windows, few of them."""
+    values = {
+        "workdir": str(workdir),
+        "frame_path": frame_path,
+        "cutoff": CUTOFF,
+        "val_weeks": 8,
+        "epochs": 2,
+        "windows_per_epoch": 128,
+        "max_val_windows": 64,
+        "batch_size": 32,
+        "encoder_length": 12,
+        "horizon": 4,
+        "hidden_size": 16,
+        "n_heads": 2,
+        "amp": False,
+        "seed": 1,
+    }
+    return TrainConfig(**(values | overrides))
+
+
+def artifacts(workdir):
+    return workdir / "artifacts"
+
+
+def test_training_writes_loadable_artifacts(frame_path, synth_frame, tmp_path):
+    summary = run(tiny(frame_path, tmp_path))
+    out = artifacts(tmp_path)
+    names = (ckpt.BEST_MODEL, ckpt.LAST_CHECKPOINT, ckpt.SCALER, ckpt.TARGET_SCALER, ckpt.TRAINING_LOG)
+    for name in (*names, ckpt.SUMMARY):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+    log = ckpt.read_log(out / ckpt.TRAINING_LOG)
+    assert [e["epoch"] for e in log] == [1, 2]
+    for entry in log:
+        assert {"train_loss", "val_loss", "samples_per_s", "wall_s"} <= set(entry)
+        assert np.isfinite(entry["train_loss"]) and np.isfinite(entry["val_loss"])
+        assert entry["samples"] == 128
+    assert summary["best_val_loss"] == min(e["val_loss"] for e in log)
+
+    model, prep, bundle = ckpt.load_model(out / ckpt.BEST_MODEL)
+    assert bundle["trained_until"] == "2012-01-27" and prep.fitted_until == "2011-12-09"
+    assert bundle["epoch"] == summary["best_epoch"]
+    assert pickle.loads((out / ckpt.SCALER).read_bytes()) == bundle["preprocessing"]
+    assert pickle.loads((out / ckpt.TARGET_SCALER).read_bytes()) == bundle["target_scaler"]
+
+    panel = W.build_panel(synth_frame, prep)
+    forecast = forecast_origin(model, panel, pd.Timestamp(CUTOFF))
+    assert len(forecast) == 4 * len(panel.keys)
+    values = forecast[["p10", "p50", "p90"]].to_numpy()
+    assert np.isfinite(values).all() and (np.diff(values, axis=1) >= 0).all()
+
+
+def test_nothing_on_or_after_the_cutoff_is_read(frame_path, synth_frame, tmp_path):
+    base = run(tiny(frame_path, tmp_path / "a", epochs=1))
+    poisoned = synth_frame.copy()
+    late = W._dates(poisoned) >= pd.Timestamp(CUTOFF)
+    poisoned.loc[late, "weekly_sales"] = 1e9
+    poisoned.loc[late, ["temperature", "sales_lag_1"]] = -1e9
+    path = tmp_path / "poisoned.parquet"
+    poisoned.to_parquet(path)
+    again = run(tiny(str(path), tmp_path / "b", epochs=1))
+    assert again["best_val_loss"] == base["best_val_loss"]
+    assert again["param_digests"] == base["param_digests"]
+
+
+def test_a_killed_run_resumes_to_the_same_model(frame_path, tmp_path, monkeypatch):
+    config = tiny(frame_path, tmp_path / "whole", epochs=3)
+    run(config)
+    whole = torch.load(artifacts(tmp_path / "whole") / ckpt.LAST_CHECKPOINT, weights_only=False)
+
+    # Kill the second run right after epoch 1's checkpoint and log are written.
+    write_log = ckpt.write_log
+
+    def killed(path, entries):
+        write_log(path, entries)
+        raise KeyboardInterrupt
+
+    killed_config = replace(config, workdir=str(tmp_path / "killed"))
+    monkeypatch.setattr(ckpt, "write_log", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(killed_config)
+    monkeypatch.setattr(ckpt, "write_log", write_log)
+    assert len(ckpt.read_log(artifacts(tmp_path / "killed") / ckpt.TRAINING_LOG)) == 1
+
+    summary = run(replace(killed_config, resume=True))
+    assert summary["resumed_from"] == 1 and summary["epochs_run"] == 3
+    resumed = torch.load(artifacts(tmp_path / "killed") / ckpt.LAST_CHECKPOINT, weights_only=False)
+    for name, tensor in whole["model_state"].items():
+        assert torch.equal(tensor, resumed["model_state"][name]), name
+    logs = [ckpt.read_log(artifacts(tmp_path / w) / ckpt.TRAINING_LOG) for w in ("whole", "killed")]
+    assert [e["val_loss"] for e in logs[0]] == [e["val_loss"] for e in logs[1]]
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(frame_path, tmp_path):
+    run(tiny(frame_path, tmp_path, epochs=1))
+    with pytest.raises(SalesForecastError, match=r"different run.*hidden_size: 16 -> 32"):
+        run(tiny(frame_path, tmp_path, hidden_size=32, resume=True))
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(frame_path, tmp_path):
+    summary = run(tiny(frame_path, tmp_path, epochs=1, resume=True))
+    assert summary["resumed_from"] is None and summary["epochs_run"] == 1
+
+
+def test_two_ddp_workers_end_with_identical_weights(frame_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # launch() sets these; restore them afterwards
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    monkeypatch.setenv("SALESFORECAST_LAUNCH_TIME", "0")
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert launch(tiny(frame_path, tmp_path), workers=2) == 0
+    summary = json.loads((artifacts(tmp_path) / ckpt.SUMMARY).read_text())
+    assert summary["world_size"] == 2
+    assert len(summary["param_digests"]) == 2 and summary["ranks_in_sync"]
+    assert summary["param_digests"][0] == summary["param_digests"][1]
+    log = ckpt.read_log(artifacts(tmp_path) / ckpt.TRAINING_LOG)
+    assert [e["samples"] for e in log] == [128, 128]  # the epoch's windows, split between the ranks
+    model, _, _ = ckpt.load_model(artifacts(tmp_path) / ckpt.BEST_MODEL)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_bad_inputs_are_clear_errors(frame_path, tmp_path):
+    with pytest.raises(SalesForecastError, match=r"nope\.parquet: cannot read"):
+        run(tiny(str(tmp_path / "nope.parquet"), tmp_path))
+    with pytest.raises(SalesForecastError, match="no training windows"):
+        run(tiny(frame_path, tmp_path, cutoff="2010-06-04"))
+    result = CliRunner().invoke(app, ["train", "--workdir", str(tmp_path), "--cutoff", "soon"])
+    assert result.exit_code == 2 and "not a date" in result.output
+
+
+def test_config_round_trips_through_the_worker_command_line():
+    config = TrainConfig(
+        workdir="/w", sample_size=1000, windows_per_epoch=None, amp=False, resume=True, lr=0.01
+    )
+    assert TrainConfig(**vars(build_parser().parse_args(to_argv(config)))) == config
+    assert TrainConfig(**vars(build_parser().parse_args(to_argv(TrainConfig())))) == TrainConfig()
+
+
+def test_torchrun_topology_comes_from_the_environment():
+    config = TrainConfig(epochs=1)
+    local = torchrun_args(config, 2, {})
+    assert local[:5] == ["--standalone", "--nnodes", "1", "--nproc-per-node", "2"]
+    trainjob = torchrun_args(
+        config, 2, {"PET_NNODES": "2", "PET_NPROC_PER_NODE": "1", "PET_MASTER_ADDR": "m"}
+    )
+    assert trainjob[:2] == ["--module", "salesforecast.training.train"] and "--standalone" not in trainjob
+    assert torchrun_args(config, 3, {"PET_NNODES": "2"})[:2] == ["--nproc-per-node", "3"]
+
+
+def test_cli_defaults_match_the_training_defaults():
+    import inspect
+
+    from salesforecast.cli import train
+
+    defaults = TrainConfig()
+    for name, param in inspect.signature(train).parameters.items():
+        if hasattr(defaults, name) and param.default is not None:
+            expected = getattr(defaults, name)
+            assert param.default == (expected if expected is not None else 0), name
