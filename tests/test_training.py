@@ -191,3 +191,11 @@ def test_cli_defaults_match_the_training_defaults():
         if hasattr(defaults, name) and param.default is not None:
             expected = getattr(defaults, name)
             assert param.default == (expected if expected is not None else 0), name
+
+
+def test_optional_settings_survive_the_command_line_as_none():
+    config = TrainConfig(windows_per_epoch=None, max_val_windows=None, cutoff="2011-06-03", scale_weight=0.5)
+    argv = to_argv(config)
+    assert "--windows-per-epoch" in argv and argv[argv.index("--windows-per-epoch") + 1] == "none"
+    assert TrainConfig(**vars(build_parser().parse_args(argv))) == config
+    assert to_argv(TrainConfig()) == []

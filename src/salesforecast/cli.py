@@ -243,49 +243,15 @@ def features_training_set(
     )
 
 
-@features_app.command("materialize")
-@friendly_errors
-def features_materialize(
-    profile: ProfileOpt = None,
-    workdir: WorkdirOpt = None,
-    offline_store: OfflineStoreOpt = None,
-    compute: ComputeOpt = "local",
-    ray_address: RayAddressOpt = None,
-    ray_cpus: RayCpusOpt = 2,
-    end: Annotated[
-        str | None, typer.Option("--end", help="Latest week to load (default: the last week with sales).")
-    ] = None,
-) -> None:
-    """Load the latest features of every series and store into the online store."""
-    import pandas as pd
-
-    from salesforecast.featurestore.config import parse_options
-    from salesforecast.featurestore.materialize import materialize
-
-    settings = make_settings(profile, workdir)
-    try:
-        end_at = pd.Timestamp(end, tz="UTC").to_pydatetime() if end else None
-    except ValueError:
-        raise SalesForecastError(f"--end {end!r} is not a date (expected YYYY-MM-DD)") from None
-    summary = materialize(
-        settings, end=end_at, options=parse_options(offline_store, compute, ray_address, ray_cpus)
-    )
-    console.print(
-        f"materialized {', '.join(summary['views'])} up to {summary['end']} with the {summary['compute']} "  # type: ignore[arg-type]
-        f"engine in {summary['seconds']} s",
-        highlight=False,
-    )
-
-
 @app.command("train")
 @friendly_errors
 def train(
     profile: ProfileOpt = None,
     workdir: WorkdirOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes (torchrun).")] = 1,
-    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
     sample_size: Annotated[int | None, typer.Option(min=1, help="Rows to train on (whole series).")] = None,
-    windows_per_epoch: Annotated[int, typer.Option(min=0, help="Windows drawn per epoch; 0 = all.")] = 32_768,
+    windows_per_epoch: Annotated[int, typer.Option(min=0, help="Windows drawn per epoch; 0 = all.")] = 28_672,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16/fp16 mixed precision.")] = True,
     threads: Annotated[int, typer.Option(min=1, help="Threads per worker (OMP_NUM_THREADS).")] = 1,
