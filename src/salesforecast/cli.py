@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -24,13 +23,6 @@ app.add_typer(features_app, name="features")
 
 console = Console()
 err_console = Console(stderr=True)
-
-
-@app.callback()
-def _quiet_library_warnings() -> None:
-    """Feast and ibis warn on every call about things users cannot act on; keep the output readable."""
-    warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
 
 
 ProfileOpt = Annotated[
