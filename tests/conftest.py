@@ -74,3 +74,27 @@ def synth_frame(synth_dir: Path):
 
     tables = build(load(synth_dir))
     return join_feature_tables(tables.sales, tables.store)
+
+
+def train_tiny_model(workdir: Path, frame_path: Path, horizon: int) -> dict:
+    """A few-second TFT on a saved training frame: what serving and evaluation tests score with."""
+    from salesforecast.training.train import TrainConfig, run
+
+    return run(
+        TrainConfig(
+            workdir=str(workdir),
+            frame_path=str(frame_path),
+            cutoff="2012-02-03",
+            val_weeks=8,
+            epochs=1,
+            windows_per_epoch=64,
+            max_val_windows=32,
+            batch_size=32,
+            encoder_length=12,
+            horizon=horizon,
+            hidden_size=16,
+            n_heads=2,
+            amp=False,
+            seed=1,
+        )
+    )

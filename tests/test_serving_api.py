@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import train_tiny_model
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -35,7 +36,6 @@ from salesforecast.offline.store import read_feature_table, write_feature_tables
 from salesforecast.serving.app import create_app
 from salesforecast.serving.batch import score_all, series_keys, write_forecasts
 from salesforecast.serving.predict import Forecaster
-from salesforecast.training.train import TrainConfig, run
 
 HORIZON = 4
 
@@ -50,24 +50,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Path:
     materialize(settings)
     frame_path = wd / "frame.parquet"
     build_training_set(settings).to_parquet(frame_path)
-    run(
-        TrainConfig(
-            workdir=str(wd),
-            frame_path=str(frame_path),
-            cutoff="2012-02-03",
-            val_weeks=8,
-            epochs=1,
-            windows_per_epoch=64,
-            max_val_windows=32,
-            batch_size=32,
-            encoder_length=12,
-            horizon=HORIZON,
-            hidden_size=16,
-            n_heads=2,
-            amp=False,
-            seed=1,
-        )
-    )
+    train_tiny_model(wd, frame_path, horizon=HORIZON)
     return wd
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import train_tiny_model
 
 from salesforecast import pipeline
 from salesforecast.config import Settings
@@ -19,7 +20,6 @@ from salesforecast.model.forecaster import TFTForecaster, load_trained
 from salesforecast.model.windows import PAST_REALS, SALES_REALS
 from salesforecast.offline.store import write_feature_tables
 from salesforecast.training.checkpoint import BEST_MODEL
-from salesforecast.training.train import TrainConfig, run
 
 
 @pytest.fixture(scope="module")
@@ -30,24 +30,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Setti
     write_feature_tables(settings, build(raw), raw.sources)
     frame_path = wd / "frame.parquet"
     build_training_set(settings).to_parquet(frame_path)
-    run(
-        TrainConfig(
-            workdir=str(wd),
-            frame_path=str(frame_path),
-            cutoff="2012-02-03",
-            val_weeks=8,
-            epochs=1,
-            windows_per_epoch=64,
-            max_val_windows=32,
-            batch_size=32,
-            encoder_length=12,
-            horizon=8,
-            hidden_size=16,
-            n_heads=2,
-            amp=False,
-            seed=1,
-        )
-    )
+    train_tiny_model(wd, frame_path, horizon=8)
     return settings
 
 
