@@ -243,7 +243,7 @@ def train(
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes (torchrun).")] = 1,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     sample_size: Annotated[int | None, typer.Option(min=1, help="Rows to train on (whole series).")] = None,
-    windows_per_epoch: Annotated[int, typer.Option(min=0, help="Windows drawn per epoch; 0 = all.")] = 28_672,
+    windows_per_epoch: Annotated[int, typer.Option(min=0, help="Windows drawn per epoch; 0 = all.")] = 24_576,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16/fp16 mixed precision.")] = True,
     threads: Annotated[int, typer.Option(min=1, help="Threads per worker (OMP_NUM_THREADS).")] = 1,
