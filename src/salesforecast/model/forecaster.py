@@ -93,7 +93,7 @@ class TFTForecaster:
                 f"the TFT forecasts {self.model.config.horizon} weeks; the protocol asks for {horizon}: "
                 f"train with --horizon {horizon}"
             )
-        out = forecast_origin(self.model, self.panel(), origin, batch_size=1024)
+        out = forecast_origin(self.model, self.panel(), origin)
         return out[out["h"] <= horizon].reset_index(drop=True)
 
     def describe(self) -> dict[str, Any]:
