@@ -38,6 +38,14 @@ DataDirOpt = Annotated[
     typer.Option("--data-dir", help="Folder with train, features, stores (.csv, .csv.gz or .zip)."),
 ]
 
+TrackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--track/--no-track",
+        help="Log the stage to MLflow (SALESFORECAST_MLFLOW_URI; default <workdir>/mlflow.db; off: none).",
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -255,10 +263,12 @@ def train(
     encoder_length: Annotated[int | None, typer.Option(min=1)] = None,
     horizon: Annotated[int | None, typer.Option(min=1, max=39)] = None,
     seed: int | None = None,
+    track: TrackOpt = True,
 ) -> None:
     """Train the TFT with DDP on the Feast training set; artefacts go to <workdir>/artifacts."""
     import pandas as pd
 
+    from salesforecast import tracking
     from salesforecast.training.launch import launch
     from salesforecast.training.train import TrainConfig
 
@@ -285,6 +295,8 @@ def train(
         resume=resume,
     )
     launch(config, workers)
+    tracked = tracking.log_training(make_settings(profile, workdir), track)
+    console.print(tracked.line(), highlight=False, soft_wrap=True)
 
 
 k8s_app = typer.Typer(help="Run on Kubernetes: Kubeflow training, KubeRay, PostgreSQL.", no_args_is_help=True)
@@ -362,6 +374,7 @@ def run_command(
         int | None, typer.Option(min=1, help="Training epochs (default: the trainer's).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run every stage, even if up to date.")] = False,
+    track: TrackOpt = True,
 ) -> None:
     """Run every stage end to end (validate .. forecast); a re-run resumes at the first changed stage."""
     import json
@@ -393,8 +406,10 @@ def run_command(
                     *(f"{v:,.0f}" for v in (row.p10, row.p50, row.p90)),
                 )  # fmt: skip
             console.print(table)
+        elif stage == "tracking":
+            console.print(value.line(), highlight=False)  # type: ignore[attr-defined]
 
-    plan = pipeline.stages(settings, workers=workers, quick=quick, epochs=epochs, show=show)
+    plan = pipeline.stages(settings, workers=workers, quick=quick, epochs=epochs, show=show, track=track)
     position = {stage.name: i for i, stage in enumerate(plan, start=1)}
 
     def announce(stage: object, skipped: bool) -> None:
@@ -467,9 +482,10 @@ def evaluate(
     data_dir: DataDirOpt = None,
     profile: ProfileOpt = None,
     workdir: WorkdirOpt = None,
+    track: TrackOpt = True,
 ) -> None:
     """Score the baselines, and a trained model when there is one, on one protocol; write the report."""
-    from salesforecast import pipeline
+    from salesforecast import pipeline, tracking
     from salesforecast.evaluation import report
 
     settings = make_settings(profile, workdir, data_dir)
@@ -485,6 +501,8 @@ def evaluate(
         highlight=False,
         soft_wrap=True,
     )
+    tracked = tracking.log_evaluation(settings, run.result.protocol.name, track)
+    console.print(tracked.line(), highlight=False, soft_wrap=True)
 
 
 def print_evaluation(run: object) -> None:

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     encoder_length: int = Field(52, ge=4, le=104)
     horizon: int = Field(8, ge=1, le=39)
     seed: int = 42
+    # MLflow tracking: "" = SQLite store <workdir>/mlflow.db, "off" = none, else a tracking URI.
+    mlflow_uri: str = ""
 
     @property
     def offline_dir(self) -> Path:

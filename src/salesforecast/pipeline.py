@@ -138,8 +138,14 @@ def stages(
     epochs: int | None = None,
     options: Any = None,
     show: Callable[[str, Any], None] = lambda stage, value: None,
+    track: bool = True,
 ) -> list[Any]:
-    """The end-to-end pipeline as resumable stages (see `salesforecast.stages`)."""
+    """The end-to-end pipeline as resumable stages (see `salesforecast.stages`).
+
+    After training and evaluation, `salesforecast.tracking` logs the stage's files to MLflow
+    (shown as `show("tracking", Tracked)`); tracking never fails a stage.
+    """
+    from salesforecast import tracking
     from salesforecast.stages import Stage, file_stamp
 
     data_dir = require_data_dir(settings)
@@ -156,10 +162,22 @@ def stages(
         frame = training_set(settings, sample, options)
         return {"rows": len(frame), "series": int(frame.groupby(["store", "dept"]).ngroups)}
 
+    def run_train() -> dict[str, Any]:
+        summary = train(settings, workers, **train_overrides)
+        tracked = tracking.log_training(settings, track)
+        show("tracking", tracked)
+        return {**summary, "mlflow": tracked.run_id or tracked.skipped}
+
     def run_evaluate() -> dict[str, Any]:
         result = evaluate(settings, "holdout")
         show("evaluate", result)
-        return {"reports": [str(p) for p in result.paths], "notes": result.notes}
+        tracked = tracking.log_evaluation(settings, "holdout", track)
+        show("tracking", tracked)
+        return {
+            "reports": [str(p) for p in result.paths],
+            "notes": result.notes,
+            "mlflow": tracked.run_id or tracked.skipped,
+        }
 
     def run_forecast() -> dict[str, Any]:
         frame = forecast_sample(settings, options=options)
@@ -190,7 +208,7 @@ def stages(
         Stage(
             "train",
             f"Train the TFT with DDP ({workers} workers)",
-            lambda: train(settings, workers, **train_overrides),
+            run_train,
             lambda: {"workers": workers, **train_overrides},
             lambda: [artifacts / "best_model.pt"],
         ),
