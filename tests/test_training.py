@@ -97,8 +97,9 @@ def test_nothing_on_or_after_the_cutoff_is_read(frame_path, synth_frame, tmp_pat
     assert again["param_digests"] == base["param_digests"]
 
 
-def test_a_killed_run_resumes_to_the_same_model(frame_path, tmp_path, monkeypatch):
-    config = tiny(frame_path, tmp_path / "whole", epochs=3)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_a_killed_run_resumes_to_the_same_model(frame_path, tmp_path, monkeypatch, ema_decay):
+    config = tiny(frame_path, tmp_path / "whole", epochs=3, ema_decay=ema_decay)
     run(config)
     whole = torch.load(artifacts(tmp_path / "whole") / ckpt.LAST_CHECKPOINT, weights_only=False)
 
@@ -123,6 +124,18 @@ def test_a_killed_run_resumes_to_the_same_model(frame_path, tmp_path, monkeypatc
         assert torch.equal(tensor, resumed["model_state"][name]), name
     logs = [ckpt.read_log(artifacts(tmp_path / w) / ckpt.TRAINING_LOG) for w in ("whole", "killed")]
     assert [e["val_loss"] for e in logs[0]] == [e["val_loss"] for e in logs[1]]
+
+
+def test_the_weight_average_is_what_is_validated_and_kept(frame_path, tmp_path):
+    summary = run(tiny(frame_path, tmp_path, epochs=1, ema_decay=0.9))
+    out = artifacts(tmp_path)
+    (entry,) = ckpt.read_log(out / ckpt.TRAINING_LOG)
+    assert entry["val_loss"] == summary["best_val_loss"] and entry["val_loss"] != entry["val_loss_raw"]
+    last = ckpt.load_torch(out / ckpt.LAST_CHECKPOINT)
+    kept = ckpt.load_torch(out / ckpt.BEST_MODEL)["model_state"]
+    for name, tensor in kept.items():
+        assert torch.equal(tensor, last["ema_state"][f"module.{name}"]), name
+    assert any(not torch.equal(t, last["model_state"][n]) for n, t in kept.items())  # not the raw weights
 
 
 def test_resume_refuses_a_checkpoint_of_another_run(frame_path, tmp_path):

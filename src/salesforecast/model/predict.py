@@ -2,6 +2,8 @@
 
 The panel must hold the weeks before the origin (the encoder) and the known inputs of the
 horizon's weeks; `build_panel(frame, prep, store_features=...)` extends it into the future.
+`precision` runs the network under the autocast dtype it was trained with (bf16 on CPUs that
+have it): evaluation scores 39 origins x 3,331 series, which is 2-3x faster so.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ from salesforecast.model.tft import TFT
 from salesforecast.model.windows import WEEK, Panel, gather
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def forecast_origin(
-    model: TFT, panel: Panel, origin: Any, batch_size: int = 128, series: torch.Tensor | None = None
+    model: TFT,
+    panel: Panel,
+    origin: Any,
+    batch_size: int = 128,
+    series: torch.Tensor | None = None,
+    precision: torch.dtype | None = None,
 ) -> pd.DataFrame:
     """P10/P50/P90 for weeks origin .. origin + H - 1 of every series with an observed encoder week.
 
@@ -42,7 +49,8 @@ def forecast_origin(
     for lo in range(0, len(series), batch_size):
         s = series[lo : lo + batch_size]
         batch = gather(panel, s, torch.full_like(s, start), L, H)
-        parts.append(model.predict(batch) * batch["scale"][:, None, None])
+        with torch.autocast("cpu", dtype=precision or torch.float32, enabled=precision is not None):
+            parts.append(model.predict(batch) * batch["scale"][:, None, None])
     pred = torch.cat(parts).numpy().astype("float64")  # [S, H, Q]
     n = len(series)
     rows = np.repeat(series.numpy(), H)

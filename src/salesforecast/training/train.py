@@ -70,6 +70,7 @@ class TrainConfig:
     dropout: float = 0.1
     min_encoder_weeks: int = 8
     scale_weight: float = 0.0  # draw windows with probability ~ scale**scale_weight (1: sales units)
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     amp: bool = True
     threads: int = 1
     seed: int | None = None  # None: the settings' seed
@@ -89,6 +90,7 @@ RESUME_KEYS = (
     "lstm_layers",
     "min_encoder_weeks",
     "scale_weight",
+    "ema_decay",
     "seed",
     "windows_per_epoch",
     "batch_size",
@@ -439,6 +441,15 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
         dropout=config.dropout,
     )
     model = TFT(model_config).to(d.device)
+    # Every rank updates its average from the same synchronised weights, so the averages agree too.
+    ema = (
+        torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
+        )
+        if config.ema_decay
+        else None
+    )
+    kept = ema.module if ema is not None else model  # what is validated and saved
     quantiles = torch.tensor(model_config.quantiles, device=d.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(d.device.type, enabled=amp is torch.float16)
@@ -480,6 +491,8 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
             optimizer.load_state_dict(saved["optimizer"])
             schedule.load_state_dict(saved["schedule"])
             scaler.load_state_dict(saved["grad_scaler"])
+            if ema is not None:
+                ema.load_state_dict(saved["ema_state"])
             state = saved["state"]
             log = [e for e in ckpt.read_log(artifacts / ckpt.TRAINING_LOG) if e["epoch"] <= state["epoch"]]
             resumed_from = state["epoch"]
@@ -527,6 +540,7 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
             console=console,
             disable=not d.main,
             transient=True,
+            refresh_per_second=2,  # the refresh thread competes with the workers for the cores
         ) as progress:
             task = progress.add_task("train", total=len(loader), loss=float("nan"))
             for batch in loader:
@@ -541,6 +555,8 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
                 scaler.step(optimizer)
                 scaler.update()
                 schedule.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 n = float(batch["mask"].sum())
                 loss_sum += float(loss.detach()) * n
                 points += n
@@ -548,7 +564,10 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
                 progress.update(task, advance=1, loss=loss_sum / max(points, 1))
         train_loss_sum, train_points, total_samples = all_sum([loss_sum, points, samples], d)
         train_s = time.time() - epoch_started
-        metrics = evaluate(model, data, d, L, H, config.batch_size, amp, config.scale_weight, weight_norm)
+        metrics = evaluate(kept, data, d, L, H, config.batch_size, amp, config.scale_weight, weight_norm)
+        if ema is not None:  # the raw weights' validation loss too, to show what the average buys
+            raw = evaluate(model, data, d, L, H, config.batch_size, amp, config.scale_weight, weight_norm)
+            metrics |= {"val_loss_raw": raw["val_loss"], "val_wmae_raw": raw["val_wmae"]}
         improved = metrics["val_loss"] < state["best_val"] - 1e-6
         if improved:
             state.update(best_val=metrics["val_loss"], best_epoch=epoch, bad_epochs=0)
@@ -578,7 +597,7 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
                 "cutoff": str(data.cutoff.date()),
             }
             if improved:
-                ckpt.save_torch(artifacts / ckpt.BEST_MODEL, ckpt.model_bundle(model, prep, extra))
+                ckpt.save_torch(artifacts / ckpt.BEST_MODEL, ckpt.model_bundle(kept, prep, extra))
             ckpt.save_torch(
                 artifacts / ckpt.LAST_CHECKPOINT,
                 {
@@ -587,6 +606,7 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
                     "grad_scaler": scaler.state_dict(),
+                    "ema_state": ema.state_dict() if ema is not None else None,
                     "state": dict(state),
                     "resume_keys": {k: getattr(config, k) for k in RESUME_KEYS},
                 },
