@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REAL_DATA, write_results
@@ -115,6 +116,7 @@ def main() -> None:
     from salesforecast.offline.store import write_feature_tables
     from salesforecast.serving.batch import score_all, series_keys
     from salesforecast.serving.predict import Forecaster, model_path
+    from salesforecast.serving.runtime import CHUNK
 
     settings = Settings()
     figures: dict = {"workdir": str(args.workdir), "database": args.pg_dsn.rsplit("/", 1)[-1]}
@@ -153,6 +155,12 @@ def main() -> None:
     keys = series_keys(settings)
     figures["series"] = len(keys)
     figures["model_version"] = forecaster.model_version
+    figures["runtime"] = {
+        "traced": forecaster.runner.traced,
+        "chunk_series": CHUNK,
+        "workers": forecaster.runner.workers,
+        "torch_threads": torch.get_num_threads(),
+    }
     score_all(forecaster, keys[:500])  # warm up
     runs = []
     load_before = _load()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
 import torch
 from conftest import train_tiny_model
@@ -142,7 +143,7 @@ def test_online_inputs_and_forecast_equal_the_offline_ones(forecaster, workdir, 
     index = pd.MultiIndex.from_frame(offline_panel.keys).get_indexer(pd.MultiIndex.from_tuples(keys))
     series = torch.as_tensor(index)
     offline = W.gather(offline_panel, series, torch.full_like(series, offline_panel.week(origin)), L, H)
-    online_batch, _, origins = forecaster.inputs(forecaster.reader.read(keys))
+    online_batch, origins = forecaster.inputs(forecaster.reader.read(keys))
     assert (origins == np.datetime64("2012-11-02")).all()
     for name in ("static_cat", "static_real", "known_cat", "known_real", "observed_real", "scale"):
         torch.testing.assert_close(online_batch[name], offline[name], rtol=0, atol=0, msg=name)
@@ -217,7 +218,8 @@ def test_postgres_online_store(workdir, forecaster, keys, pg_dsn, tmp_path, synt
     write_feature_tables(settings, build(raw), raw.sources)
     summary = materialize(settings)
     assert summary["online_store"] == "postgres" and summary["rows_written"] > 0
-    pg_client = TestClient(create_app(Forecaster(settings)))
+    pg_forecaster = Forecaster(settings)
+    pg_client = TestClient(create_app(pg_forecaster))
     response = pg_client.post("/v1/forecast", json=_body(keys[:20]))
     assert response.status_code == 200
     local = forecaster.forecast_frame(keys[:20])
@@ -225,6 +227,25 @@ def test_postgres_online_store(workdir, forecaster, keys, pg_dsn, tmp_path, synt
     np.testing.assert_allclose(served, local["p50"], rtol=1e-5, atol=0.01)
     assert pg_client.post("/v1/forecast", json=_body([(1, 999)])).status_code == 404
     assert pg_client.get("/readyz").status_code == 200
+
+    # The server goes away: its connection is dropped and it no longer answers (nothing listens on
+    # the port the online store now points at) -> 503; back -> the same process answers again.
+    online = pg_forecaster.reader.store.config.online_store
+    port = online.port
+    online.port = _free_port()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    down = pg_client.post("/v1/forecast", json=_body(keys[:20]))
+    assert down.status_code == 503 and down.json()["error"] == "online store unavailable"
+    assert "postgres online store did not answer" in down.json()["detail"]
+    assert pg_client.get("/readyz").status_code == 503
+    assert pg_client.get("/healthz").status_code == 200
+    online.port = port
+    again = pg_client.post("/v1/forecast", json=_body(keys[:20]))
+    assert again.status_code == 200 and again.json() == response.json()
 
 
 def _free_port() -> int:

@@ -196,15 +196,27 @@ def _normalise(frame: pd.DataFrame, cols: list[str], prep: Preprocessing) -> np.
     """[rows, len(cols)] float32: transformed, standardised, missing values at the mean (0)."""
     out = np.zeros((len(frame), len(cols)), dtype="float32")
     for j, col in enumerate(cols):
-        how, mean, std = prep.scaler[col]
-        values = (_transform(frame[col].to_numpy(dtype="float64"), how) - mean) / std
-        out[:, j] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        out[:, j] = normalise_values(frame[col].to_numpy(dtype="float64"), col, prep)
     return out
+
+
+def normalise_values(values: np.ndarray, col: str, prep: Preprocessing) -> np.ndarray:
+    """One real input's float64 values, transformed and standardised, missing at the mean (0).
+
+    Public so that serving normalises its arrays with the very arithmetic of training.
+    """
+    how, mean, std = prep.scaler[col]
+    return np.nan_to_num((_transform(values, how) - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _encode(values: pd.Series, vocab: list[int]) -> np.ndarray:
     """Vocabulary index (1-based); unknown and missing values map to 0."""
-    codes = pd.Index(vocab).get_indexer(values.fillna(-1).astype("int64"))
+    return encode_values(values.fillna(-1).astype("int64").to_numpy(), vocab)
+
+
+def encode_values(values: np.ndarray, vocab: list[int]) -> np.ndarray:
+    """Vocabulary index (1-based) of int64 values; unknown ones (and -1, missing) map to 0."""
+    codes = pd.Index(vocab).get_indexer(values)
     return (codes + 1).astype("int64")
 
 

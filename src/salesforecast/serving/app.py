@@ -7,7 +7,7 @@ from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from salesforecast import __version__
@@ -112,7 +112,7 @@ def create_app(predictor: Predictor) -> FastAPI:
             503: {"model": ErrorResponse},
         },
     )
-    def forecast(body: ForecastRequest) -> ForecastResponse | JSONResponse:
+    def forecast(body: ForecastRequest) -> Response:
         """P10/P50/P90 forecasts for the next `horizon` weeks of each series."""
         if body.horizon > predictor.max_horizon:
             return _error(
@@ -122,6 +122,9 @@ def create_app(predictor: Predictor) -> FastAPI:
             )
         results = predictor.forecast(body.series, body.horizon)
         series_served.inc(len(results))
-        return ForecastResponse(results=results)
+        # Serialized by pydantic-core directly: FastAPI would validate the built models again and
+        # encode them in Python (most of the response time of a 100-series request).
+        body_json = ForecastResponse(results=results).model_dump_json()
+        return Response(content=body_json, media_type="application/json")
 
     return app

@@ -1,13 +1,14 @@
-"""The one online read, and the model's input frame rebuilt from it.
+"""The one online read, and the calendar inputs of any week.
 
 One `get_online_features` call per request returns, per series, the sales of the last
 `RECENT_WEEKS` weeks up to its latest materialized week, and per store the scalar facts (type, size)
-and the past covariates of the last `STORE_RECENT_WEEKS` weeks. From that alone `rebuild_frame`
-makes the rows of the training frame (same columns) for the weeks the model reads: sales lags and
-rolling statistics with the offline build's own transforms (`features.transforms`), calendar inputs
-with `features.calendar` and the `seasonality` view's function, `holiday_markdown` with the
-`promotion` view's function. `build_panel` and `gather` of `model.windows` then cut the windows
-exactly as in training. Nothing reads the offline store at request time.
+and the past covariates of the last `STORE_RECENT_WEEKS` weeks. `serving.inputs` lays the model's
+inputs out from that alone, with the offline build's own feature functions. Nothing reads the
+offline store at request time.
+
+The response is read from Feast's `GetOnlineFeaturesResponse` proto (its documented wire format)
+rather than `to_dict`: a store's arrays repeat on every row of its series, and converting them
+once per store instead of once per row is most of the read's Python time for a batch.
 
 The forecast origin of a series is the week after its store's latest materialized week T (the
 `feature_timestamp`); the known inputs of weeks T+1.. are calendar facts, computed by rule.
@@ -18,21 +19,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from salesforecast.config import Settings
-from salesforecast.errors import OnlineStoreUnavailable, SalesForecastError, UnknownSeriesError
-from salesforecast.feature_repo.on_demand import promotion_features, seasonality_features
-from salesforecast.feature_repo.sources import (
-    RECENT_WEEKS,
-    SEASON_WEEKS,
-    STORE_RECENT_COLUMNS,
-    STORE_RECENT_FEATURES,
-)
+from salesforecast.errors import OnlineStoreUnavailable, UnknownSeriesError
+from salesforecast.feature_repo.on_demand import seasonality_features
+from salesforecast.feature_repo.sources import RECENT_WEEKS, STORE_RECENT_COLUMNS, STORE_RECENT_FEATURES
 from salesforecast.features.calendar import calendar_features
-from salesforecast.features.transforms import SALES_TRANSFORMS
 from salesforecast.featurestore.config import StoreOptions
 
 WEEK = np.timedelta64(7, "D")
@@ -52,11 +48,26 @@ class OnlineRows:
     recent_sales: np.ndarray  # [n, RECENT_WEEKS] float64, oldest first, ends at sales_date
     store_date: np.ndarray  # [n] datetime64[s]: the store's latest materialized week (T)
     store_scalars: dict[str, np.ndarray]  # store_type, store_size: [n]
-    store_recent: dict[str, list[list[float]]]  # column -> per series, weeks ending at store_date
+    # per distinct store: [len(STORE_RECENT_COLUMNS), m] float64, its last m weeks ending at store_date
+    store_recent: dict[int, np.ndarray]
 
 
 def _ts(values: list) -> np.ndarray:
     return np.array(values, dtype="int64").astype("datetime64[s]")
+
+
+def _scalar(value: Any) -> Any:
+    """A proto `Value`'s scalar, None when null."""
+    kind = value.WhichOneof("val")
+    return None if kind is None or kind == "null_val" else getattr(value, kind)
+
+
+def _doubles(value: Any) -> np.ndarray | None:
+    """A proto `Value`'s double list as float64, None when null."""
+    kind = value.WhichOneof("val")
+    return (
+        None if kind is None or kind == "null_val" else np.array(value.double_list_val.val, dtype="float64")
+    )
 
 
 class OnlineReader:
@@ -79,17 +90,19 @@ class OnlineReader:
                     getattr(online, attr).close()
                 setattr(online, attr, None)
 
-    def _call(self, keys: list[tuple[int, int]]) -> dict[str, list]:
+    def _call(self, keys: list[tuple[int, int]]) -> dict[str, Any]:
+        """feature name -> its `FeatureVector` (values, statuses, event_timestamps), one per key."""
         rows = [{"store_dept": s * 1000 + d, "store": s} for s, d in keys]
         with self._lock:
             try:
                 response = self.store.get_online_features(features=list(ONLINE_REFS), entity_rows=rows)
-                return response.to_dict(include_event_timestamps=True)
             except Exception as exc:
                 self._reset_client()
                 raise OnlineStoreUnavailable(
                     f"the {self.kind} online store did not answer ({type(exc).__name__}: {exc})"
                 ) from exc
+        proto = response.proto
+        return dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
 
     def check(self) -> None:
         """Raise OnlineStoreUnavailable unless the online store answers a read."""
@@ -97,24 +110,32 @@ class OnlineReader:
 
     def read(self, keys: list[tuple[int, int]]) -> OnlineRows:
         data = self._call(keys)
+        sales = [_doubles(v) for v in data["recent_sales"].values]
+        scalars = {c: [_scalar(v) for v in data[c].values] for c in STORE_SCALARS}
         unknown = [
             k
-            for k, sales, size in zip(keys, data["recent_sales"], data["store_size"], strict=True)
-            if sales is None or size is None
+            for k, x, size in zip(keys, sales, scalars["store_size"], strict=True)
+            if x is None or size is None
         ]
         if unknown:
             raise UnknownSeriesError(unknown)
         recent = np.full((len(keys), RECENT_WEEKS), np.nan)
-        for i, values in enumerate(data["recent_sales"]):
-            values = np.asarray(values, dtype="float64")[-RECENT_WEEKS:]
+        for i, values in enumerate(sales):
+            values = values[-RECENT_WEEKS:]
             recent[i, RECENT_WEEKS - len(values) :] = values
+        store_recent: dict[int, np.ndarray] = {}
+        arrays = [data[f"{c}_recent"].values for c in STORE_RECENT_COLUMNS]
+        for i, (store, _) in enumerate(keys):
+            if store not in store_recent:  # the same online row on every series of the store
+                columns = [_doubles(column[i]) for column in arrays]
+                store_recent[store] = np.array([[] if c is None else c for c in columns], dtype="float64")
         return OnlineRows(
             keys=keys,
-            sales_date=_ts(data["recent_sales__ts"]),
+            sales_date=_ts([t.seconds for t in data["recent_sales"].event_timestamps]),
             recent_sales=recent,
-            store_date=_ts(data["store_size__ts"]),
-            store_scalars={c: np.asarray(data[c]) for c in STORE_SCALARS},
-            store_recent={c: data[f"{c}_recent"] for c in STORE_RECENT_COLUMNS},
+            store_date=_ts([t.seconds for t in data["store_size"].event_timestamps]),
+            store_scalars={c: np.asarray(v) for c, v in scalars.items()},
+            store_recent=store_recent,
         )
 
 
@@ -149,106 +170,3 @@ def _calendar_frame(dates: np.ndarray) -> pd.DataFrame:
     for name, values in season.items():
         out[name] = values
     return out
-
-
-def rebuild_frame(
-    rows: OnlineRows, encoder_length: int, horizon: int
-) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """The training frame's rows for each series' window, its store weeks, and each series' origin.
-
-    Returns (frame, store_frame, origin): `frame` has one row per series and week of its encoder and
-    the 52 weeks before it (up to its latest week), `store_frame` one row per store and week from the
-    encoder's first week to the horizon's last, `origin` [n] the first forecast week.
-    """
-    if encoder_length + SEASON_WEEKS > RECENT_WEEKS:
-        raise SalesForecastError(
-            f"the model's encoder ({encoder_length} weeks) needs {encoder_length + SEASON_WEEKS} weeks of "
-            f"sales history; the online store serves {RECENT_WEEKS}"
-        )
-    n = len(rows.keys)
-    T = rows.store_date
-    origin = T + WEEK
-    # Each series' sales on a grid of RECENT_WEEKS weeks ending at its store's T.
-    lag_weeks = ((T - rows.sales_date) // WEEK).astype("int64")
-    if (lag_weeks < 0).any():
-        raise SalesForecastError("online store: a series is materialized beyond its store's latest week")
-    grid = np.full((n, RECENT_WEEKS), np.nan)
-    cols = np.arange(RECENT_WEEKS)
-    for i, d in enumerate(lag_weeks):
-        if d < RECENT_WEEKS:
-            grid[i, : RECENT_WEEKS - d] = rows.recent_sales[i, d:]
-    features = {name: transform(grid) for name, transform in SALES_TRANSFORMS.items()}
-
-    window = encoder_length + SEASON_WEEKS
-    first = RECENT_WEEKS - window
-    keep = np.zeros((n, RECENT_WEEKS), dtype=bool)
-    keep[:, first:] = cols[None, first:] <= (RECENT_WEEKS - 1 - lag_weeks)[:, None]  # no row after its week
-    # A series whose last week is older than the window keeps one empty row (as if unobserved), so
-    # that it still has a panel row: its whole window is then unobserved, as in the offline panel.
-    empty = ~keep.any(axis=1)
-    keep[empty, first] = True
-    r, c = np.nonzero(keep)
-    dates = T[r] - (RECENT_WEEKS - 1 - c) * WEEK
-    stores = np.array([k[0] for k in rows.keys], dtype="int64")
-    depts = np.array([k[1] for k in rows.keys], dtype="int64")
-    sales = grid[r, c]
-    blank = empty[r]
-    features = {name: np.where(blank, np.nan, values[r, c]) for name, values in features.items()}
-    frame = pd.DataFrame(
-        {
-            "store_dept": stores[r] * 1000 + depts[r],
-            "store": stores[r].astype("int32"),
-            "dept": depts[r].astype("int32"),
-            "date": _utc(dates),
-            "weekly_sales": sales,
-            "is_observed": np.isfinite(sales),
-            **features,
-        }
-    )
-
-    # Store weeks: the served covariates up to T, then the horizon's calendar facts.
-    parts = []
-    seen: set[int] = set()
-    for i in range(n):
-        store = int(stores[i])
-        if store in seen:
-            continue
-        seen.add(store)
-        m = len(rows.store_recent[STORE_RECENT_COLUMNS[0]][i])
-        past = T[i] - np.arange(m - 1, -1, -1) * WEEK
-        future = T[i] + np.arange(1, horizon + 1) * WEEK
-        part = {
-            "store": np.full(m + horizon, store, dtype="int32"),
-            "date": np.concatenate([past, future]),
-            **{sc: np.full(m + horizon, rows.store_scalars[sc][i]) for sc in STORE_SCALARS},
-        }
-        for col in STORE_RECENT_COLUMNS:
-            values = np.asarray(rows.store_recent[col][i], dtype="float64")
-            part[col] = np.concatenate([values, np.full(horizon, np.nan)])
-        parts.append(pd.DataFrame(part))
-    store_frame = pd.concat(parts, ignore_index=True)
-    lo = T.min() - (window - 1) * WEEK
-    store_frame = store_frame[store_frame["date"].to_numpy() >= lo].reset_index(drop=True)
-    days = store_frame["date"].to_numpy()
-    unique, inverse = np.unique(days, return_inverse=True)
-    cal = calendar_frame(unique).iloc[inverse].reset_index(drop=True)
-    store_frame = pd.concat([store_frame.drop(columns="date"), cal], axis=1)
-    store_frame["has_markdown"] = store_frame["has_markdown"] > 0.5
-    promo = promotion_features(
-        {
-            col: store_frame[col].astype(object).where(store_frame[col].notna(), None).tolist()
-            for col in ("total_markdown", "is_holiday", "store_size", *(f"markdown{j}" for j in range(1, 6)))
-        }
-    )
-    store_frame["holiday_markdown"] = np.array(
-        [np.nan if v is None else v for v in promo["holiday_markdown"]], dtype="float64"
-    )
-    frame = frame.merge(
-        store_frame.drop(columns=list(STORE_SCALARS)),
-        on=["store", "date"],
-        how="left",
-        validate="many_to_one",
-    )
-    for sc in STORE_SCALARS:  # static: every row of the series, also weeks older than the store arrays
-        frame[sc] = rows.store_scalars[sc][r]
-    return frame, store_frame, origin
