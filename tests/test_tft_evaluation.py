@@ -77,3 +77,30 @@ def test_changing_data_from_the_origin_on_leaves_the_forecast_unchanged(settings
     later = origin + pd.Timedelta(weeks=12)
     changed = tampered.forecast(history, later, 8)["p50"].to_numpy()
     assert not np.allclose(changed, model.forecast(history, later, 8)["p50"].to_numpy())
+
+
+def test_a_backtest_rerun_reuses_its_fold_models_unless_the_data_changed(settings, monkeypatch) -> None:
+    from salesforecast.training import launch as launcher
+
+    launches = []
+    real_launch = launcher.launch
+
+    def counting(config, workers=1):
+        launches.append(config.cutoff)
+        return real_launch(config, 1)
+
+    monkeypatch.setattr(launcher, "launch", counting)
+    history = SalesPanel.from_frame(load(settings.data_dir).train).until(pd.Timestamp("2011-09-02"))
+    first = TFTForecaster(settings, settings.artifacts_dir / BEST_MODEL)
+    first.fit(history)
+    assert launches == ["2011-09-02"] and first.trained_until == pd.Timestamp("2011-08-26")
+
+    again = TFTForecaster(settings, settings.artifacts_dir / BEST_MODEL)
+    again.fit(history)
+    assert launches == ["2011-09-02"] and again.path == first.path  # the same recipe: reused
+
+    changed = TFTForecaster(settings, settings.artifacts_dir / BEST_MODEL)
+    frame, _ = changed._inputs()
+    frame.loc[frame.index[:10], "weekly_sales"] += 1.0
+    changed.fit(history)
+    assert launches == ["2011-09-02", "2011-09-02"]  # other data: trained again

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +29,9 @@ from salesforecast.errors import SalesForecastError
 from salesforecast.evaluation.protocols import Panel as SalesPanel
 from salesforecast.model.predict import forecast_origin
 from salesforecast.model.windows import Panel, build_panel, load_training_frame
+from salesforecast.offline.files import atomic_write
 from salesforecast.offline.store import read_feature_table
-from salesforecast.training.checkpoint import BEST_MODEL, load_model
+from salesforecast.training.checkpoint import BEST_MODEL, SUMMARY, load_model
 
 BACKTEST_DIR = "backtest"
 INFERENCE_BATCH = 512
@@ -91,11 +94,7 @@ class TFTForecaster:
         if self.bundle.get("cutoff") == str(cutoff.date()):
             return  # the loaded model was trained with exactly this cut-off
         folder = self.settings.workdir / BACKTEST_DIR / f"cutoff-{cutoff.date()}"
-        frame_path = self.settings.workdir / BACKTEST_DIR / "frame.parquet"
-        if not frame_path.is_file():
-            frame, _ = self._inputs()
-            frame_path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(frame_path, index=False)
+        frame_path = self._frame_file()
         recipe = {
             k: v
             for k, v in self.bundle.get("train_config", {}).items()
@@ -111,8 +110,19 @@ class TFTForecaster:
                 "resume": False,
             }
         )
-        launch(config, self.workers)
-        self._load(folder / "artifacts" / BEST_MODEL)
+        trained = folder / "artifacts" / BEST_MODEL
+        if not _same_recipe(trained, config):  # a re-run reuses the fold models it already has
+            launch(config, self.workers)
+        self._load(trained)
+
+    def _frame_file(self) -> Path:
+        """The training frame as Parquet, named by its content: new data means new fold models."""
+        frame, _ = self._inputs()
+        digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        path = self.settings.workdir / BACKTEST_DIR / f"frame-{digest.hexdigest()[:16]}.parquet"
+        if not path.is_file():
+            atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        return path
 
     def forecast(self, history: SalesPanel, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
         if horizon > self.model.config.horizon:
@@ -141,6 +151,22 @@ class TFTForecaster:
         from salesforecast.model.interpret import interpretation
 
         return interpretation(self.model, self.panel(), self.trained_until)
+
+
+def _same_recipe(path: Path, config: Any) -> bool:
+    """Whether `path` holds the model of a finished training run with exactly `config`.
+
+    The run's summary is written last, so a run killed after its first best epoch does not count.
+    """
+    summary = path.with_name(SUMMARY)
+    if not (path.is_file() and summary.is_file()) or summary.stat().st_mtime < path.stat().st_mtime:
+        return False
+    try:
+        saved = json.loads(summary.read_text()).get("config", {})
+    except (OSError, ValueError):
+        return False
+    wanted = dataclasses.asdict(config)
+    return all(saved.get(k) == v for k, v in wanted.items() if k != "resume")
 
 
 def load_trained(settings: Settings) -> TFTForecaster | None:
