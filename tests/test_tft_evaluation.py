@@ -104,3 +104,13 @@ def test_a_backtest_rerun_reuses_its_fold_models_unless_the_data_changed(setting
     frame.loc[frame.index[:10], "weekly_sales"] += 1.0
     changed.fit(history)
     assert launches == ["2011-09-02", "2011-09-02"]  # other data: trained again
+
+
+def test_evaluation_precision_is_the_trained_one_unless_fp32_is_asked(settings: Settings) -> None:
+    from salesforecast.errors import SalesForecastError
+
+    exact = load_trained(settings.model_copy(update={"tft_precision": "fp32"}))
+    assert exact is not None and exact.precision == "fp32" and exact.dtype is None
+    assert exact.describe()["inference_precision"] == "float32"
+    with pytest.raises(SalesForecastError, match="expected auto or fp32"):
+        TFTForecaster(settings, settings.artifacts_dir / BEST_MODEL, precision="fp16")

@@ -483,12 +483,22 @@ def evaluate(
     profile: ProfileOpt = None,
     workdir: WorkdirOpt = None,
     track: TrackOpt = True,
+    fp32: Annotated[
+        bool,
+        typer.Option(
+            "--fp32",
+            help="Run the TFT in float32 (default: the autocast dtype it was trained with, bf16 on "
+            "CPUs that have it; scores move by about 0.1%).",
+        ),
+    ] = False,
 ) -> None:
     """Score the baselines, and a trained model when there is one, on one protocol; write the report."""
     from salesforecast import pipeline, tracking
     from salesforecast.evaluation import report
 
     settings = make_settings(profile, workdir, data_dir)
+    if fp32:
+        settings = settings.model_copy(update={"tft_precision": "fp32"})
     run = pipeline.evaluate(
         settings, protocol, horizon, retrain_every, progress=lambda line: console.print(line, highlight=False)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
     seed: int = 42
     # MLflow tracking: "" = SQLite store <workdir>/mlflow.db, "off" = none, else a tracking URI.
     mlflow_uri: str = ""
+    # How evaluation runs the TFT: "auto" = the autocast dtype it was trained with, "fp32" = exact.
+    tft_precision: Literal["auto", "fp32"] = "auto"
 
     @property
     def offline_dir(self) -> Path:

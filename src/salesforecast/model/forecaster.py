@@ -171,4 +171,4 @@ def _same_recipe(path: Path, config: Any) -> bool:
 
 def load_trained(settings: Settings) -> TFTForecaster | None:
     path = settings.artifacts_dir / BEST_MODEL
-    return TFTForecaster(settings, path) if path.is_file() else None
+    return TFTForecaster(settings, path, precision=settings.tft_precision) if path.is_file() else None
