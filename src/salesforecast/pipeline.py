@@ -216,7 +216,7 @@ def stages(
             "evaluate",
             "Evaluate on the holdout (last 39 weeks)",
             run_evaluate,
-            lambda: {"protocol": "holdout"},
+            lambda: {"protocol": "holdout", "tft_precision": settings.tft_precision},
             lambda: [settings.reports_dir / "metrics.json"],
         ),
         Stage("materialize", "Materialize the online store", lambda: materialize(settings, options)),
