@@ -72,3 +72,15 @@ def test_run_stops_at_the_failing_stage_with_its_own_error(synth_dir: Path, tmp_
     assert "stores.csv, line 2, column 'Type'" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "w" / "stages" / "validate.json").exists()
+
+
+def test_a_bad_environment_setting_is_one_line_not_a_traceback(monkeypatch, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from salesforecast.cli import app
+
+    monkeypatch.setenv("SALESFORECAST_PROFILE", "bogus")
+    result = CliRunner().invoke(app, ["report", "--workdir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "invalid setting: SALESFORECAST_PROFILE='bogus'" in result.output
+    assert "Traceback" not in result.output

@@ -67,8 +67,17 @@ def make_settings(
     profile: Profile | None = None, workdir: Path | None = None, data_dir: Path | None = None
 ) -> Settings:
     """Command-line values win over environment variables, which win over defaults."""
+    from pydantic import ValidationError
+
     overrides = {"profile": profile, "workdir": workdir, "data_dir": data_dir}
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:  # a bad SALESFORECAST_* variable: name it, no traceback
+        problems = "; ".join(
+            f"SALESFORECAST_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise SalesForecastError(f"invalid setting: {problems}") from None
 
 
 def _require_data_dir(settings: Settings) -> Path:
@@ -313,7 +322,14 @@ NamespaceOpt = Annotated[str, typer.Option(help="Kubernetes namespace.")]
 ImageOpt = Annotated[str, typer.Option(help="Container image built from ./Containerfile.")]
 WorkersOpt = Annotated[int, typer.Option(min=1, help="Training pods (one master, the rest workers).")]
 GpusOpt = Annotated[int, typer.Option(min=0, help="GPUs per training pod (0: CPU).")]
-EpochsOpt = Annotated[int, typer.Option(min=1, help="Training epochs.")]
+EpochsOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Training epochs of the cluster job: 20, twice the local default of `salesforecast train` "
+        "(10, sized for a 2-core machine), since a cluster has the cores for it.",
+    ),
+]
 
 
 @k8s_app.command("render")

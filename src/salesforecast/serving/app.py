@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from salesforecast import __version__
 from salesforecast.errors import OnlineStoreUnavailable, UnknownSeriesError
@@ -38,6 +39,11 @@ def _error(status: int, error: str, detail: object = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=ErrorResponse(error=error, detail=detail).model_dump())
 
 
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
 def create_app(predictor: Predictor) -> FastAPI:
     app = FastAPI(
         title="salesforecast",
@@ -59,13 +65,14 @@ def create_app(predictor: Predictor) -> FastAPI:
     @app.middleware("http")
     async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        route = request.url.path
         try:
             response = await call_next(request)
         except Exception:
+            route = _route(request)
             errors.labels(route, "internal").inc()
             requests.labels(route, "500").inc()
             return _error(500, "internal error", "the server failed to answer; see its log")
+        route = _route(request)  # the matched template, so that scanned URLs add no label values
         latency.labels(route).observe(time.perf_counter() - started)
         requests.labels(route, str(response.status_code)).inc()
         if response.status_code >= 400:
@@ -75,10 +82,19 @@ def create_app(predictor: Predictor) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
+            {
+                "field": "body"
+                if e["type"] == "json_invalid"
+                else ".".join(str(p) for p in e["loc"][1:]) or "body",
+                "message": e["msg"],
+            }
             for e in exc.errors()
         ]
         return _error(422, "invalid request", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail).lower(), f"{request.method} {request.url.path}")
 
     @app.exception_handler(UnknownSeriesError)
     async def unknown(request: Request, exc: UnknownSeriesError) -> JSONResponse:

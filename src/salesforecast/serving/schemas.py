@@ -7,20 +7,22 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_SERIES = 500
+MAX_STORE = 9_999_999  # store_dept = store * 1000 + dept stays a 64-bit integer
 
 
 class SeriesKey(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    store: int = Field(ge=1, description="Store number, as in the Kaggle files.")
-    dept: int = Field(ge=1, le=999, description="Department number.")
+    # Strict: true or "3" is no store number. Bounded: the online key is store * 1000 + dept.
+    store: int = Field(ge=1, le=MAX_STORE, strict=True, description="Store number, as in the Kaggle files.")
+    dept: int = Field(ge=1, le=999, strict=True, description="Department number.")
 
 
 class ForecastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     series: list[SeriesKey] = Field(min_length=1, max_length=MAX_SERIES)
-    horizon: int = Field(8, ge=1, le=39, description="Weeks ahead; at most the model's horizon.")
+    horizon: int = Field(8, ge=1, le=39, strict=True, description="Weeks ahead; at most the model's horizon.")
 
 
 class ForecastPoint(BaseModel):
