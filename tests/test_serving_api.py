@@ -199,6 +199,21 @@ def test_materialize_is_incremental(workdir):
     assert full["rows_written"] == full["rows"]["sales_history"] + full["rows"]["store_external"] > 0
 
 
+def test_a_lost_online_store_says_what_to_run_and_materialize_full_restores_it(workdir, keys, tmp_path):
+    from salesforecast.errors import OnlineStoreUnavailable
+
+    wd = _copy_workdir(workdir, tmp_path / "wd")
+    settings = Settings(workdir=wd)
+    materialize(settings)
+    expected = Forecaster(settings).forecast_frame(keys[:2])
+    (db,) = (wd / "feature_repo" / "local" / "data").glob("online_store*.db")
+    db.unlink()
+    with pytest.raises(OnlineStoreUnavailable, match=r"materialize --full"):
+        Forecaster(settings).forecast_frame(keys[:2])
+    assert materialize(settings, full=True)["rows_written"] > 0
+    pd.testing.assert_frame_equal(Forecaster(settings).forecast_frame(keys[:2]), expected)
+
+
 def test_no_trained_model_refuses_to_start_with_the_command_to_run(tmp_path):
     with pytest.raises(ModelNotFoundError, match="salesforecast train"):
         Forecaster(Settings(workdir=tmp_path))

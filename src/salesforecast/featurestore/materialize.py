@@ -101,6 +101,10 @@ def materialize(
 ) -> dict[str, object]:
     """Materialize `views` (default: both batch views) up to `end`, incrementally; returns a summary."""
     handle = open_applied(settings, options)
+    if full:  # asked for: apply again, which re-creates online tables lost with a reset store
+        from salesforecast.featurestore.store import apply
+
+        apply(handle)
     end = end or last_sales_week(handle)
     if end.tzinfo is None:
         end = end.replace(tzinfo=UTC)

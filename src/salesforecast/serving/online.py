@@ -98,8 +98,10 @@ class OnlineReader:
                 response = self.store.get_online_features(features=list(ONLINE_REFS), entity_rows=rows)
             except Exception as exc:
                 self._reset_client()
+                lost = any(m in str(exc).lower() for m in ("no such table", "does not exist"))
+                hint = "; its tables are gone: run `salesforecast materialize --full`" if lost else ""
                 raise OnlineStoreUnavailable(
-                    f"the {self.kind} online store did not answer ({type(exc).__name__}: {exc})"
+                    f"the {self.kind} online store did not answer ({type(exc).__name__}: {exc}){hint}"
                 ) from exc
         proto = response.proto
         return dict(zip(proto.metadata.feature_names.val, proto.results, strict=True))
