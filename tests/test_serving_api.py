@@ -120,6 +120,12 @@ def test_api_cli_and_batch_scorer_give_the_same_forecasts(client, forecaster, wo
     expected = api[(api["store"] == store) & (api["dept"] == dept)].sort_values("h")["p50"]
     np.testing.assert_allclose(cli_p50, expected.round(2), atol=0.011)
 
+    unknown = CliRunner().invoke(
+        cli_app, ["predict", "--store", str(store), "--dept", "999", "--workdir", str(workdir)]
+    )
+    assert unknown.exit_code == 2 and "unknown series" in unknown.output
+    assert "series that exist:" in unknown.output and f"--store {store} --dept" in unknown.output
+
 
 def test_online_inputs_and_forecast_equal_the_offline_ones(forecaster, workdir, keys):
     """The consistency that matters: the model's inputs built from one online read equal those

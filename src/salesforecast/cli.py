@@ -656,8 +656,16 @@ def predict_command(
     online_store: OnlineStoreOpt = None,
 ) -> None:
     """Forecast one series from the online store and print P10/P50/P90 per week."""
-    _, forecaster = _forecaster(profile, workdir, online_store)
-    frame = forecaster.forecast_frame([(store, dept)], horizon)
+    from salesforecast.errors import UnknownSeriesError
+    from salesforecast.serving.batch import series_keys
+
+    settings, forecaster = _forecaster(profile, workdir, online_store)
+    try:
+        frame = forecaster.forecast_frame([(store, dept)], horizon)
+    except UnknownSeriesError as exc:  # say which series do exist (the synthetic demo has other keys)
+        known = [k for k in series_keys(settings) if k[0] == store][:5] or series_keys(settings)[:5]
+        examples = ", ".join(f"--store {s} --dept {d}" for s, d in known)
+        raise SalesForecastError(f"{exc}; series that exist: {examples}") from None
     table = Table(title=f"store {store} dept {dept}: weekly sales forecast")
     for column in ("h", "week", "P10", "P50", "P90"):
         table.add_column(column, justify="right")
