@@ -663,7 +663,8 @@ def predict_command(
     try:
         frame = forecaster.forecast_frame([(store, dept)], horizon)
     except UnknownSeriesError as exc:  # say which series do exist (the synthetic demo has other keys)
-        known = [k for k in series_keys(settings) if k[0] == store][:5] or series_keys(settings)[:5]
+        every = series_keys(settings)
+        known = [k for k in every if k[0] == store][:5] or every[:5]
         examples = ", ".join(f"--store {s} --dept {d}" for s, d in known)
         raise SalesForecastError(f"{exc}; series that exist: {examples}") from None
     table = Table(title=f"store {store} dept {dept}: weekly sales forecast")

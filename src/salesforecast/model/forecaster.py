@@ -60,6 +60,7 @@ class TFTForecaster:
         self.workers = workers
         self.precision = precision
         self._frame: pd.DataFrame | None = None
+        self._frame_path: Path | None = None  # the frame's content-named Parquet, for retraining
         self._stores: pd.DataFrame | None = None
         self._load(path)
 
@@ -117,12 +118,14 @@ class TFTForecaster:
 
     def _frame_file(self) -> Path:
         """The training frame as Parquet, named by its content: new data means new fold models."""
-        frame, _ = self._inputs()
-        digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-        path = self.settings.workdir / BACKTEST_DIR / f"frame-{digest.hexdigest()[:16]}.parquet"
-        if not path.is_file():
-            atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-        return path
+        if self._frame_path is None:
+            frame, _ = self._inputs()
+            digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+            path = self.settings.workdir / BACKTEST_DIR / f"frame-{digest.hexdigest()[:16]}.parquet"
+            if not path.is_file():
+                atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+            self._frame_path = path
+        return self._frame_path
 
     def forecast(self, history: SalesPanel, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
         if horizon > self.model.config.horizon:

@@ -29,9 +29,8 @@ from salesforecast.feature_repo.on_demand import promotion_features
 from salesforecast.feature_repo.sources import RECENT_WEEKS, SEASON_WEEKS, STORE_RECENT_COLUMNS
 from salesforecast.features.transforms import SALES_TRANSFORMS
 from salesforecast.model.windows import Panel, Preprocessing, encode_values, gather, normalise_values
-from salesforecast.serving.online import OnlineRows, calendar_frame
+from salesforecast.serving.online import WEEK, OnlineRows, calendar_frame
 
-WEEK = np.timedelta64(7, "D")
 CACHE_LIMIT = 4096  # entries per cache; a materialization needs (stores x grids), 45 on the real data
 
 

@@ -21,12 +21,11 @@ from salesforecast.config import Settings
 from salesforecast.errors import ModelNotFoundError, SalesForecastError
 from salesforecast.featurestore.config import StoreOptions
 from salesforecast.serving.inputs import InputBuilder
-from salesforecast.serving.online import OnlineReader, OnlineRows
+from salesforecast.serving.online import WEEK, OnlineReader, OnlineRows
 from salesforecast.serving.runtime import ModelRunner
 from salesforecast.serving.schemas import ForecastPoint, SeriesForecast, SeriesKey
 
 QUANTILE_COLUMNS = ("p10", "p50", "p90")
-WEEK = np.timedelta64(7, "D")
 
 
 def model_path(settings: Settings) -> Path:
