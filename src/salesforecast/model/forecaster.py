@@ -7,7 +7,8 @@ retrains the same recipe (the saved training config) with each fold's start as t
 
 Inference runs on every core the process may use, in batches of 512 and under the autocast
 dtype the model was trained with (bf16 on CPUs that run it natively; fp32 otherwise, or with
-`precision="fp32"`): together about 3x faster than one thread in fp32 on the 2-core machine.
+`precision="fp32"`): together about 3x faster than one thread in fp32 on the 2-core machine
+(docs/evaluation.md).
 """
 
 from __future__ import annotations
