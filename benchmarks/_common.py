@@ -28,7 +28,43 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "load_average_1m_before": round(os.getloadavg()[0], 2),
+        "matmul_gflops_1_core": matmul_gflops(),
     }
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """fp32 matrix-multiply throughput of one core (torch, one thread), best of `repeats`.
+
+    The machines this project is measured on share "AMD EPYC, 2 cores" as their description but
+    have differed about 2x in speed between sessions; this figure makes such runs comparable.
+    """
+    import time
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.randn(n, n, generator=torch.Generator().manual_seed(0))
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(threads)
+    return round(2 * n**3 / best / 1e9, 1)
+
+
+_AT_START: dict[str, Any] | None = None
+
+
+def at_start() -> dict[str, Any]:
+    """The machine as the benchmark found it (load, speed), read once when it first asks."""
+    global _AT_START
+    if _AT_START is None:
+        _AT_START = machine()
+    return _AT_START
 
 
 def write_results(name: str, figures: dict[str, Any]) -> Path:
@@ -37,7 +73,7 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
         "benchmark": name,
         "command": "python " + " ".join(sys.argv),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": at_start(),
         **figures,
     }
     path = RESULTS / f"{name}.json"
@@ -45,3 +81,6 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+at_start()  # on import, so the figures describe the machine before the benchmark loads it

@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--pg-dsn", default=DEFAULT_DSN)
     parser.add_argument("--model", type=Path, help="a trained best_model.pt to copy in")
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--batch-requests", type=int, default=50)
+    parser.add_argument("--batch-requests", type=int, default=200)
     args = parser.parse_args()
 
     os.environ["SALESFORECAST_PG_DSN"] = args.pg_dsn
@@ -222,8 +222,10 @@ def main() -> None:
                 "series": [dict(zip(("store", "dept"), k, strict=True)) for k in rng.sample(keys, 100)],
                 "horizon": 8,
             }
-            for _ in range(args.batch_requests)
+            for _ in range(args.batch_requests + 5)
         ]
+        _requests(url, bodies[:5], 1)  # warm up the batch path (the model's worker threads)
+        bodies = bodies[5:]
         load_before = _load()
         latencies, wall = _requests(url, bodies, 1)
         figures["batch_100_series"] = {**_ms(latencies), "load_1m": [load_before, _load()]}
