@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from salesforecast.serving.app import create_app
@@ -58,3 +62,21 @@ def test_scanned_urls_add_no_metric_labels() -> None:
     assert not any("random" in line for line in lines)
     assert 'salesforecast_requests_total{route="unmatched",status="404"} 5.0' in lines
     assert 'salesforecast_requests_total{route="/healthz",status="200"} 1.0' in lines
+
+
+def test_every_app_counts_its_own_requests_even_after_feast_is_imported() -> None:
+    # Feast first, as in a notebook: importing it switches prometheus_client to shared files.
+    code = """
+import feast, sys
+sys.path.insert(0, sys.argv[1])
+from test_api_errors import client
+first, second = client(), client()
+for c in (first, first, second):
+    c.get("/healthz")
+print(second.get("/metrics").text)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 'salesforecast_requests_total{route="/healthz",status="200"} 1.0' in done.stdout.splitlines()

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from salesforecast import __version__
@@ -50,6 +51,10 @@ def create_app(predictor: Predictor) -> FastAPI:
         version=__version__,
         description="Weekly sales forecasts (P10/P50/P90) for any store and department.",
     )
+    # Importing Feast sets PROMETHEUS_MULTIPROC_DIR for its Gunicorn workers, which makes
+    # prometheus_client (imported after it) keep values in files shared by every metric of the same
+    # name in the process. The API is one process: its counters stay in memory, one set per app.
+    prometheus_values.ValueClass = prometheus_values.MutexValue
     registry = CollectorRegistry()
     requests = Counter("salesforecast_requests", "HTTP requests", ["route", "status"], registry=registry)
     errors = Counter("salesforecast_errors", "Failed requests by kind", ["route", "kind"], registry=registry)
