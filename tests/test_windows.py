@@ -134,6 +134,8 @@ def test_windows_respect_the_period_gaps_and_history():
     assert start[series == 1].min() == 26
     val = W.window_index(panel, L, H, first_week=36, end_week=40, min_encoder_weeks=6)
     assert torch.all(val[1] >= 36) and torch.all(val[1] + H <= 40) and len(val[0]) == 2
+    short = W.window_index(panel, L, H, first_week=36, end_week=38, min_encoder_weeks=6)
+    assert len(short[0]) == 0, "a period shorter than the horizon holds no whole window"
 
 
 def test_preprocessing_is_fitted_on_training_weeks_only(synth_frame):

@@ -366,7 +366,8 @@ def window_index(
     def count(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:  # observed weeks in [lo, hi)
         return csum[:, hi.clamp(0, T)] - csum[:, lo.clamp(0, T)]
 
-    starts = torch.arange(max(first_week, 0), min(end_week, T) - horizon + 1)
+    lo, stop = max(first_week, 0), min(end_week, T) - horizon + 1
+    starts = torch.arange(lo, max(lo, stop))  # no room for a whole horizon: no windows
     if len(starts) == 0:
         return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
     enough_history = count(starts - encoder_length, starts) >= min_encoder_weeks
