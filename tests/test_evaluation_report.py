@@ -121,6 +121,9 @@ def test_report_markdown_and_charts(written: Path) -> None:
     ):
         assert expected in text
     assert "test note" in text
+    assert "**Synthetic data.**" in text  # the synth generator marks its folder
+    payload = json.loads((written / "metrics.json").read_text())
+    assert all(p["data"]["synthetic"] for p in payload["protocols"].values())
     for name in ("holdout", "backtest"):
         for chart in (
             f"wmae_by_horizon_{name}.png",
@@ -179,3 +182,11 @@ def test_cli_errors_are_one_line(synth_dir: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown protocol" in bad.output
     short = ["evaluate", "--protocol", "backtest", "--horizon", "4", "--data-dir", str(synth_dir)]
     assert runner.invoke(app, short).exit_code == 2
+
+
+def test_only_generated_files_are_marked_synthetic(synth_dir: Path, tmp_path: Path) -> None:
+    raw = load(synth_dir)
+    assert report.data_version(raw.sources, raw.train)["synthetic"]
+    copy = tmp_path / "train.csv"
+    copy.write_bytes((synth_dir / "train.csv").read_bytes())
+    assert not report.data_version({"train": str(copy)}, raw.train)["synthetic"]

@@ -110,8 +110,11 @@ def evaluate(
         retrain_every if retrain_every or plan.name != "backtest" else 1,
         progress=progress,
     )
+    data = report.data_version(raw.sources, raw.train)
+    if data["synthetic"]:
+        notes.append("synthetic data (salesforecast data synth): these figures say nothing about real sales")
     result.notes.extend(notes)
-    paths = report.write(result, settings.reports_dir, report.data_version(raw.sources, raw.train))
+    paths = report.write(result, settings.reports_dir, data)
     return EvaluationRun(result, paths, notes, time.perf_counter() - started)
 
 
