@@ -84,3 +84,15 @@ def test_a_bad_environment_setting_is_one_line_not_a_traceback(monkeypatch, tmp_
     assert result.exit_code == 2
     assert "invalid setting: SALESFORECAST_PROFILE='bogus'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_deleted_sqlite_online_store_makes_run_materialize_again(tmp_path: Path) -> None:
+    from salesforecast.config import Profile, Settings
+    from salesforecast.featurestore.config import StoreOptions
+    from salesforecast.pipeline import online_files
+
+    local = Settings(workdir=tmp_path)
+    (path,) = online_files(local)
+    assert path.name == "online_store.db" and path.is_relative_to(tmp_path)
+    assert online_files(local, StoreOptions(online_store="redis")) == []  # a server: checked at read time
+    assert online_files(Settings(workdir=tmp_path, profile=Profile.postgres)) == []

@@ -118,6 +118,20 @@ def evaluate(
     return EvaluationRun(result, paths, notes, time.perf_counter() - started)
 
 
+def online_files(settings: Settings, options: Any = None) -> list[Path]:
+    """The online store's file, where it is one (SQLite): deleting it makes `run` materialize again.
+
+    A server store (PostgreSQL, Redis) that lost its tables is caught at read time instead: the
+    API answers 503 naming `salesforecast materialize --full`.
+    """
+    from salesforecast.featurestore.config import OnlineStoreKind, StoreOptions, repo_dir
+
+    options = options or StoreOptions()
+    if options.online_for(settings) is not OnlineStoreKind.sqlite:
+        return []
+    return [repo_dir(settings) / "data" / "online_store.db"]
+
+
 def materialize(settings: Settings, options: Any = None) -> dict[str, Any]:
     from salesforecast.featurestore.materialize import materialize as feast_materialize
 
@@ -222,6 +236,11 @@ def stages(
             lambda: {"protocol": "holdout", "tft_precision": settings.tft_precision},
             lambda: [settings.reports_dir / "metrics.json"],
         ),
-        Stage("materialize", "Materialize the online store", lambda: materialize(settings, options)),
+        Stage(
+            "materialize",
+            "Materialize the online store",
+            lambda: materialize(settings, options),
+            outputs=lambda: online_files(settings, options),
+        ),
         Stage("forecast", "Forecast through the online path", run_forecast),
     ]
