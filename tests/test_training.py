@@ -16,6 +16,7 @@ from salesforecast.cli import app
 from salesforecast.errors import SalesForecastError
 from salesforecast.model import windows as W
 from salesforecast.model.predict import forecast_origin
+from salesforecast.model.tft import TFTEnsemble
 from salesforecast.training import checkpoint as ckpt
 from salesforecast.training.launch import launch, torchrun_args
 from salesforecast.training.train import TrainConfig, build_parser, run, to_argv
@@ -126,6 +127,51 @@ def test_a_killed_run_resumes_to_the_same_model(frame_path, tmp_path, monkeypatc
     assert [e["val_loss"] for e in logs[0]] == [e["val_loss"] for e in logs[1]]
 
 
+def test_refit_trains_the_selected_epochs_on_the_validation_weeks_too(frame_path, synth_frame, tmp_path):
+    summary = run(tiny(frame_path, tmp_path, epochs=3, patience=1, refit=True))
+    selection = ckpt.read_log(artifacts(tmp_path) / "selection" / ckpt.TRAINING_LOG)
+    chosen = min(selection, key=lambda e: e["val_loss"])["epoch"]
+    assert summary["refit"]["epochs"] == summary["best_epoch"] == chosen
+    assert summary["best_val_loss"] == min(e["val_loss"] for e in selection)  # out of sample
+    refit_log = ckpt.read_log(artifacts(tmp_path) / ckpt.TRAINING_LOG)
+    assert [e["epoch"] for e in refit_log] == list(range(1, chosen + 1))
+
+    # The refit's windows reach the cut-off; the selection run's stop at the validation weeks.
+    selected = json.loads((artifacts(tmp_path) / "selection" / ckpt.SUMMARY).read_text())
+    assert summary["train_windows"] > selected["train_windows"]
+    _, _, bundle = ckpt.load_model(artifacts(tmp_path) / ckpt.BEST_MODEL)
+    assert bundle["epoch"] == chosen and bundle["train_config"]["refit"] is True
+
+    # Still nothing on or after the cut-off: poisoning the test period changes nothing.
+    poisoned = synth_frame.copy()
+    poisoned.loc[W._dates(poisoned) >= pd.Timestamp(CUTOFF), "weekly_sales"] = 1e9
+    path = tmp_path / "poisoned.parquet"
+    poisoned.to_parquet(path)
+    again = run(tiny(str(path), tmp_path / "b", epochs=3, patience=1, refit=True))
+    assert again["param_digests"] == summary["param_digests"]
+
+
+def test_an_ensemble_forecasts_the_mean_of_its_members(frame_path, synth_frame, tmp_path):
+    summary = run(tiny(frame_path, tmp_path, ensemble=2, seed=5))
+    assert summary["ensemble"] == 2 and [m["seed"] for m in summary["members"]] == [5, 6]
+    model, prep, bundle = ckpt.load_model(artifacts(tmp_path) / ckpt.BEST_MODEL)
+    assert isinstance(model, TFTEnsemble) and bundle["members"] == 2
+    members = [ckpt.load_model(artifacts(tmp_path) / f"member-{i}" / ckpt.BEST_MODEL)[0] for i in (1, 2)]
+    assert not torch.equal(*(next(m.parameters()) for m in members)), "members differ by their seed"
+
+    panel = W.build_panel(synth_frame, prep)
+    series = torch.arange(len(panel.keys))
+    batch = W.gather(panel, series, torch.full_like(series, panel.week(CUTOFF) - 4), 12, 4)
+    with torch.no_grad():
+        mean = torch.stack([m(batch) for m in members]).mean(0)
+        assert torch.allclose(model(batch), mean)
+        assert torch.equal(model.predict(batch), mean.sort(-1).values)
+    assert summary["best_val_loss"] <= max(m["best_val_loss"] for m in summary["members"])
+    # The first member is exactly the single model of its seed (later ones share its data sample).
+    alone = run(tiny(frame_path, tmp_path / "alone", seed=5))
+    assert alone["best_val_loss"] == summary["members"][0]["best_val_loss"]
+
+
 def test_the_weight_average_is_what_is_validated_and_kept(frame_path, tmp_path):
     summary = run(tiny(frame_path, tmp_path, epochs=1, ema_decay=0.9))
     out = artifacts(tmp_path)
@@ -171,13 +217,22 @@ def test_bad_inputs_are_clear_errors(frame_path, tmp_path):
         run(tiny(str(tmp_path / "nope.parquet"), tmp_path))
     with pytest.raises(SalesForecastError, match="no training windows"):
         run(tiny(frame_path, tmp_path, cutoff="2010-06-04"))
+    with pytest.raises(SalesForecastError, match=r"--val-weeks 2: .* at least the horizon"):
+        run(tiny(frame_path, tmp_path, val_weeks=2))
     result = CliRunner().invoke(app, ["train", "--workdir", str(tmp_path), "--cutoff", "soon"])
     assert result.exit_code == 2 and "not a date" in result.output
 
 
 def test_config_round_trips_through_the_worker_command_line():
     config = TrainConfig(
-        workdir="/w", sample_size=1000, windows_per_epoch=None, amp=False, resume=True, lr=0.01
+        workdir="/w",
+        sample_size=1000,
+        windows_per_epoch=None,
+        amp=False,
+        resume=True,
+        lr=0.01,
+        refit=True,
+        ensemble=3,
     )
     assert TrainConfig(**vars(build_parser().parse_args(to_argv(config)))) == config
     assert TrainConfig(**vars(build_parser().parse_args(to_argv(TrainConfig())))) == TrainConfig()

@@ -269,6 +269,22 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
     lr: Annotated[float, typer.Option(min=0.0)] = 2e-3,
     patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement before stopping.")] = 4,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit/--no-refit",
+            help="After early stopping picks E epochs, train again on every week before the cut-off "
+            "(the validation weeks too) for E epochs, and keep that model.",
+        ),
+    ] = False,
+    ensemble: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train K members (seeds seed..seed+K-1) and forecast their mean: steadier and more "
+            "accurate, K times the training and inference time.",
+        ),
+    ] = 1,
     encoder_length: Annotated[int | None, typer.Option(min=1)] = None,
     horizon: Annotated[int | None, typer.Option(min=1, max=39)] = None,
     seed: int | None = None,
@@ -296,6 +312,8 @@ def train(
         batch_size=batch_size,
         lr=lr,
         patience=patience,
+        refit=refit,
+        ensemble=ensemble,
         encoder_length=encoder_length,
         horizon=horizon,
         amp=amp,

@@ -300,3 +300,30 @@ class TFT(nn.Module):
     def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Quantile forecasts, sorted along the last axis so P10 <= P50 <= P90 always holds."""
         return self(batch).float().sort(dim=-1).values
+
+
+class TFTEnsemble(nn.Module):
+    """K TFTs of one configuration, trained with different seeds, whose quantile forecasts are averaged.
+
+    The seed alone moves a full-data model's holdout WMAE by about 5% (docs/model.md); the mean of
+    a few members is steadier than any one of them and usually better than the average member.
+    It costs K times the compute at training and at inference. Same interface as `TFT`.
+    """
+
+    def __init__(self, config: TFTConfig, members: int) -> None:
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(TFT(config) for _ in range(members))
+
+    def forward(self, batch: dict[str, torch.Tensor], return_weights: bool = False):
+        outputs = [member(batch, return_weights) for member in self.members]
+        if not return_weights:
+            return torch.stack([out.float() for out in outputs]).mean(0)
+        pred = torch.stack([out[0].float() for out in outputs]).mean(0)
+        weights = {k: torch.stack([out[1][k].float() for out in outputs]).mean(0) for k in outputs[0][1]}
+        return pred, weights
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean quantile forecasts, sorted along the last axis (P10 <= P50 <= P90)."""
+        return self(batch).float().sort(dim=-1).values

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from salesforecast.errors import SalesForecastError
-from salesforecast.model.tft import TFT, TFTConfig
+from salesforecast.model.tft import TFT, TFTConfig, TFTEnsemble
 from salesforecast.model.windows import Preprocessing
 from salesforecast.offline.files import atomic_write
 
@@ -54,25 +54,27 @@ def write_preprocessing(artifacts: Path, prep: Preprocessing) -> None:
 
 def model_bundle(model: torch.nn.Module, prep: Preprocessing, extra: dict[str, Any]) -> dict[str, Any]:
     """Everything `load_model` needs to rebuild the model and its inputs."""
-    tft: TFT = getattr(model, "module", model)
+    tft: TFT | TFTEnsemble = getattr(model, "module", model)
     return {
         "model_state": {k: v.detach().cpu() for k, v in tft.state_dict().items()},
         "model_config": tft.config.to_dict(),
+        "members": len(tft.members) if isinstance(tft, TFTEnsemble) else None,
         "preprocessing": prep.to_dict(),
         "target_scaler": prep.target_scaler(),
         **extra,
     }
 
 
-def load_model(path: Path) -> tuple[TFT, Preprocessing, dict[str, Any]]:
-    """Rebuild a trained TFT (in eval mode) with its preprocessing from `best_model.pt`."""
+def load_model(path: Path) -> tuple[TFT | TFTEnsemble, Preprocessing, dict[str, Any]]:
+    """Rebuild a trained TFT or ensemble (in eval mode) with its preprocessing from `best_model.pt`."""
     bundle = load_torch(path)
     missing = {"model_state", "model_config", "preprocessing"} - set(bundle)
     if missing:
         raise SalesForecastError(f"{path}: not a model bundle (lacks {sorted(missing)})")
     config = dict(bundle["model_config"])
     config["quantiles"] = tuple(config["quantiles"])
-    model = TFT(TFTConfig(**config))
+    members = bundle.get("members")
+    model = TFTEnsemble(TFTConfig(**config), members) if members else TFT(TFTConfig(**config))
     model.load_state_dict(bundle["model_state"])
     model.eval()
     return model, Preprocessing.from_dict(bundle["preprocessing"]), bundle

@@ -12,6 +12,13 @@ rank trains on its `DistributedSampler` share of a fresh random sample of window
 Split, by date: training windows' target weeks end before the validation period (the last
 `val_weeks` weeks before `cutoff`), validation windows' target weeks lie inside it, and nothing
 on or after `cutoff` (the test period) is read at all.
+
+With `refit`, the validation run only chooses the number of epochs E (early stopping) and is kept
+under `artifacts/selection/`; a second run then trains from scratch on every window whose targets
+lie before the cut-off, the validation weeks included, for exactly E epochs of the same schedule,
+and that model is the one saved. The most recent weeks are the most informative ones (they hold
+the last holiday season, and the only one whose sales 52 weeks earlier were observed), and the
+test period still stays unread.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +46,7 @@ from salesforecast.config import Profile, Settings
 from salesforecast.errors import SalesForecastError
 from salesforecast.model import windows as W
 from salesforecast.model.losses import quantile_loss
-from salesforecast.model.tft import TFT, TFTConfig
+from salesforecast.model.tft import TFT, TFTConfig, TFTEnsemble
 from salesforecast.training import checkpoint as ckpt
 
 DEFAULT_CUTOFF = "2012-02-03"  # first week of the test period: training and validation end before it
@@ -70,6 +77,8 @@ class TrainConfig:
     dropout: float = 0.1
     min_encoder_weeks: int = 8
     scale_weight: float = 0.0  # draw windows with probability ~ scale**scale_weight (1: sales units)
+    refit: bool = False  # after early stopping picks E epochs, retrain on all weeks before the cut-off
+    ensemble: int = 1  # K > 1: train K members with seeds seed..seed+K-1 and average their forecasts
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     amp: bool = True
     threads: int = 1
@@ -90,6 +99,8 @@ RESUME_KEYS = (
     "lstm_layers",
     "min_encoder_weeks",
     "scale_weight",
+    "refit",
+    "ensemble",
     "ema_decay",
     "seed",
     "windows_per_epoch",
@@ -115,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--no-amp", dest="amp", action="store_false", help="train in float32")
         elif f.name == "resume":
             p.add_argument(flag, action="store_true", help="continue from the last checkpoint")
+        elif f.type in (bool, "bool"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=getattr(defaults, f.name))
         else:
             kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
             p.add_argument(flag, type=_value(kind, "None" in str(f.type)), default=getattr(defaults, f.name))
@@ -133,6 +146,8 @@ def to_argv(config: TrainConfig) -> list[str]:
             argv.append("--no-amp")
         elif f.name == "resume":
             argv.append("--resume")
+        elif isinstance(value, bool):
+            argv.append(("--" if value else "--no-") + f.name.replace("_", "-"))
         else:
             argv += ["--" + f.name.replace("_", "-"), "none" if value is None else str(value)]
     return argv
@@ -253,6 +268,11 @@ def _batch_as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def prepare_data(config: TrainConfig, settings: Settings, L: int, H: int, seed: int) -> Data:
+    if config.val_weeks < H:
+        raise SalesForecastError(
+            f"--val-weeks {config.val_weeks}: a validation window needs all {H} of its target weeks "
+            f"inside the validation period, so it must be at least the horizon ({H})"
+        )
     cutoff = pd.Timestamp(config.cutoff)
     if config.frame_path:
         try:
@@ -385,7 +405,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
     launched = float(os.environ.get("SALESFORECAST_LAUNCH_TIME", started))
     d = setup_distributed(config.threads)
     try:
-        return _run(config, d, started, launched)
+        if config.ensemble > 1:
+            return _ensemble(config, d, started, launched)
+        return _model(config, d, started, launched)[0]
     finally:
         if d.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -400,7 +422,109 @@ def _settings(config: TrainConfig) -> Settings:
     return Settings(**overrides)
 
 
-def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[str, Any]:
+SELECTION = "selection"  # the refit's first run, which chooses the number of epochs
+
+
+def _model(
+    config: TrainConfig,
+    d: Dist,
+    started: float,
+    launched: float,
+    phase: str | None = None,
+    data: Data | None = None,
+) -> tuple[dict[str, Any], Data]:
+    """One model: a training run, or with `refit` a selection run and then the refit."""
+    if not config.refit:
+        return _run(config, d, started, launched, phase=phase, data=data)
+    inner = f"{phase}/{SELECTION}" if phase else SELECTION
+    selection, data = _run(config, d, started, launched, phase=inner, data=data)
+    return _run(config, d, started, launched, phase=phase, data=data, selection=selection)
+
+
+def _ensemble(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[str, Any]:
+    """K members on the same data, seeds seed..seed+K-1, each under `artifacts/member-i/`; then the
+    ensemble (their mean forecast) is validated on the same windows and saved as the model."""
+    from rich.console import Console
+
+    console = Console(quiet=not d.main, highlight=False)
+    settings = _settings(config)
+    seed = settings.seed if config.seed is None else config.seed
+    members: list[dict[str, Any]] = []
+    data: Data | None = None
+    for i in range(config.ensemble):
+        console.rule(f"ensemble member {i + 1}/{config.ensemble} (seed {seed + i})")
+        summary, data = _model(replace(config, seed=seed + i), d, started, launched, f"member-{i + 1}", data)
+        members.append(summary)
+    broadcast(None, d)  # every member's best_model.pt is on disk before any rank reads it
+    artifacts = settings.artifacts_dir
+    bundles = [ckpt.load_torch(Path(m["artifacts"]) / ckpt.BEST_MODEL) for m in members]
+    config_dict = dict(bundles[0]["model_config"], quantiles=tuple(bundles[0]["model_config"]["quantiles"]))
+    ensemble = TFTEnsemble(TFTConfig(**config_dict), len(bundles)).to(d.device)
+    for member, bundle in zip(ensemble.members, bundles, strict=True):
+        member.load_state_dict(bundle["model_state"])
+    L, H = ensemble.config.encoder_length, ensemble.config.horizon
+    amp = autocast_dtype(d.device, config.amp)
+    metrics = evaluate(ensemble, data, d, L, H, config.batch_size, amp, 0.0, 1.0)
+    keep = ("best_epoch", "best_val_loss", "val_naive_loss", "best_val_wmae", "epochs_run", "wall_s")
+    keep += ("artifacts",)
+    summary = {
+        "ensemble": config.ensemble,
+        "members": [{k: m.get(k) for k in keep} | {"seed": seed + i} for i, m in enumerate(members)],
+        # The ensemble's own validation figures (in-sample where the members were refitted).
+        "best_val_loss": metrics["val_loss"],
+        "val_naive_loss": metrics["val_naive_loss"],
+        "best_val_wmae": metrics["val_wmae"],
+        "val_naive_wmae": metrics["val_naive_wmae"],
+        "best_epoch": [m["best_epoch"] for m in members],
+        "epochs_run": sum(m["epochs_run"] for m in members),
+        "ranks_in_sync": all(m["ranks_in_sync"] for m in members),
+        "world_size": d.world,
+        "amp": members[0]["amp"],
+        "device": d.device.type,
+        "rows": data.rows,
+        "series": len(data.panel.keys),
+        "train_windows": members[0]["train_windows"],
+        "val_windows": len(data.val[0]),
+        "wall_s": time.time() - started,
+        "wall_s_since_launch": time.time() - launched,
+        "config": asdict(config),
+        "artifacts": str(artifacts),
+    }
+    if d.main:
+        from salesforecast.offline.files import write_json
+
+        extra = {k: bundles[0][k] for k in ("trained_until", "val_start", "cutoff") if k in bundles[0]}
+        extra |= {"epoch": summary["best_epoch"], "val_loss": metrics["val_loss"]}
+        extra["train_config"] = asdict(config)
+        ckpt.save_torch(artifacts / ckpt.BEST_MODEL, ckpt.model_bundle(ensemble, data.panel.prep, extra))
+        ckpt.write_preprocessing(artifacts, data.panel.prep)
+        log = [
+            entry | {"member": i + 1}
+            for i, m in enumerate(members)
+            for entry in ckpt.read_log(Path(m["artifacts"]) / ckpt.TRAINING_LOG)
+        ]
+        ckpt.write_log(artifacts / ckpt.TRAINING_LOG, log)
+        write_json(artifacts / ckpt.SUMMARY, summary)
+        console.print(
+            f"ensemble of {config.ensemble}: validation loss {metrics['val_loss']:.4f} (members "
+            + ", ".join(f"{m['best_val_loss']:.4f}" for m in members)
+            + f"; seasonal naive {metrics['val_naive_loss']:.4f}); artefacts in {artifacts}; "
+            f"{summary['wall_s_since_launch']:.0f} s"
+        )
+    return summary
+
+
+def _run(
+    config: TrainConfig,
+    d: Dist,
+    started: float,
+    launched: float,
+    phase: str | None = None,
+    data: Data | None = None,
+    selection: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Data]:
+    """One training run. With `selection` (a finished selection run's summary) it is the refit:
+    every window before the cut-off, exactly the selected number of epochs, the last one kept."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -411,24 +535,29 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
     seed = settings.seed if config.seed is None else config.seed
     if not 1 <= H <= W.SEASON:
         raise SalesForecastError(f"horizon {H} outside 1..{W.SEASON} weeks")
-    artifacts = settings.artifacts_dir
+    artifacts = settings.artifacts_dir / phase if phase else settings.artifacts_dir
     amp = autocast_dtype(d.device, config.amp)
 
-    # Rank 0 reads the data once; everyone else receives the panel.
-    data: Data | BaseException
-    if d.main:
-        console.print(
-            f"reading training data (cut-off {config.cutoff}, sample {config.sample_size or 'all'})"
-        )
-        try:
-            data = prepare_data(config, settings, L, H, seed)
-        except Exception as exc:
-            data = exc
-    else:
-        data = None  # type: ignore[assignment]
-    data = broadcast(data, d)
-    prep = data.panel.prep
+    if data is None:  # rank 0 reads the data once; everyone else receives the panel
+        loaded: Data | BaseException | None = None
+        if d.main:
+            console.print(
+                f"reading training data (cut-off {config.cutoff}, sample {config.sample_size or 'all'})"
+            )
+            try:
+                loaded = prepare_data(config, settings, L, H, seed)
+            except Exception as exc:
+                loaded = exc
+        data = broadcast(loaded, d)
     data_s = time.time() - started
+    prep = data.panel.prep
+    refit_epochs = int(selection["best_epoch"]) if selection else None
+    fit_data = data
+    if refit_epochs:  # the validation weeks become training weeks; the scalers stay as selected
+        everything = W.window_index(
+            data.panel, L, H, 0, data.panel.week(data.cutoff), config.min_encoder_weeks
+        )
+        fit_data = replace(data, train=everything)
 
     torch.manual_seed(seed)
     model_config = TFTConfig(
@@ -454,10 +583,11 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(d.device.type, enabled=amp is torch.float16)
 
-    n_train = len(data.train[0])
+    n_train = len(fit_data.train[0])
     per_epoch = n_train if config.windows_per_epoch is None else min(config.windows_per_epoch, n_train)
     steps_per_epoch = math.ceil(math.ceil(per_epoch / d.world) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    total_steps = steps_per_epoch * config.epochs  # a refit stops early on the same schedule
+    epochs = refit_epochs or config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, warmup=max(1, min(200, total_steps // 20)))
     )
@@ -505,21 +635,28 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
         ckpt.write_preprocessing(artifacts, prep)
     train_weight: torch.Tensor | int = n_train
     if config.scale_weight:
-        train_weight = W.window_scale(data.panel, *data.train, L) ** config.scale_weight
+        train_weight = W.window_scale(data.panel, *fit_data.train, L) ** config.scale_weight
     val_scale = W.window_scale(data.panel, *data.val, L)
     weight_norm = float((val_scale**config.scale_weight).mean()) if config.scale_weight else 1.0
-    dataset = WindowDataset(data.panel, *data.train, L, H)
+    dataset = WindowDataset(data.panel, *fit_data.train, L, H)
+    if refit_epochs:
+        console.print(
+            f"refit: the selection run's best epoch was {refit_epochs} (validation loss "
+            f"{selection['best_val_loss']:.4f}); training again on every week before {data.cutoff.date()} "
+            f"for {refit_epochs} epoch(s); the validation figures below are in-sample"
+        )
+    last_train = data.cutoff if refit_epochs else data.val_start
     console.print(
         f"{data.rows:,} rows, {len(data.panel.keys):,} series, {len(data.panel.dates)} weeks "
         f"({data.panel.dates[0].date()}..{data.panel.dates[-1].date()}); {n_train:,} training windows "
-        f"(targets before {data.val_start.date()}), {len(data.val[0]):,} validation windows; "
+        f"(targets before {last_train.date()}), {len(data.val[0]):,} validation windows; "
         f"{per_epoch:,} windows per epoch on {d.world} worker(s) x {config.threads} thread(s), "
         f"{'amp ' + str(amp).replace('torch.', '') if amp else 'float32'}, {d.device.type}"
     )
 
     stopped_early = False
     last_epoch = state["epoch"]
-    for epoch in range(state["epoch"] + 1, config.epochs + 1):
+    for epoch in range(state["epoch"] + 1, epochs + 1):
         epoch_started = time.time()
         ddp.train()
         # The same random sample of windows on every rank; the sampler splits it between ranks.
@@ -532,7 +669,7 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
         loader = DataLoader(subset, batch_size=config.batch_size, sampler=sampler, collate_fn=_batch_as_is)
         loss_sum, points, samples = 0.0, 0.0, 0
         with Progress(
-            TextColumn(f"epoch {epoch}/{config.epochs}"),
+            TextColumn(f"epoch {epoch}/{epochs}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"),
@@ -568,7 +705,8 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
         if ema is not None:  # the raw weights' validation loss too, to show what the average buys
             raw = evaluate(model, data, d, L, H, config.batch_size, amp, config.scale_weight, weight_norm)
             metrics |= {"val_loss_raw": raw["val_loss"], "val_wmae_raw": raw["val_wmae"]}
-        improved = metrics["val_loss"] < state["best_val"] - 1e-6
+        # A refit keeps its last epoch: its validation weeks are training weeks now.
+        improved = bool(refit_epochs) or metrics["val_loss"] < state["best_val"] - 1e-6
         if improved:
             state.update(best_val=metrics["val_loss"], best_epoch=epoch, bad_epochs=0)
         else:
@@ -656,17 +794,34 @@ def _run(config: TrainConfig, d: Dist, started: float, launched: float) -> dict[
         "config": asdict(config),
         "artifacts": str(artifacts),
     }
+    if selection:
+        # Validation figures that were not trained on are the selection run's.
+        keep = ("best_epoch", "best_val_loss", "val_naive_loss", "best_val_wmae", "val_naive_wmae")
+        summary |= {k: selection[k] for k in keep}
+        summary["refit"] = {
+            "epochs": refit_epochs,
+            "train_windows": n_train,
+            "last_val_loss_in_sample": log[-1]["val_loss"] if log else None,
+            "selection": {k: selection[k] for k in (*keep, "epochs_run", "wall_s", "artifacts")},
+        }
     if d.main:
         from salesforecast.offline.files import write_json
 
         write_json(artifacts / ckpt.SUMMARY, summary)
-        if state["best_epoch"]:
+        if selection:
+            console.print(
+                f"refit for {refit_epochs} epoch(s) on every week before {data.cutoff.date()}; the "
+                f"selection run's validation loss {summary['best_val_loss']:.4f} (seasonal naive "
+                f"{summary['val_naive_loss']:.4f}); artefacts in {artifacts}; "
+                f"{summary['wall_s_since_launch']:.0f} s"
+            )
+        elif state["best_epoch"]:
             console.print(
                 f"best epoch {state['best_epoch']}: validation loss {state['best_val']:.4f} "
                 f"(seasonal naive {summary['val_naive_loss']:.4f}); artefacts in {artifacts}; "
                 f"{summary['wall_s_since_launch']:.0f} s"
             )
-    return summary
+    return summary, data
 
 
 def main(argv: list[str] | None = None) -> int:
