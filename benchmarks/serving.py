@@ -1,6 +1,7 @@
 """The forecasting API on the real data, postgres profile: latency, throughput, batch scoring.
 
     OMP_NUM_THREADS=1 python benchmarks/serving.py [--data-dir DIR] [--workdir DIR] [--requests 1000]
+        [--model best_model.pt] [--results NAME]
 
 Uses its own database (`salesforecast_bench`, or `--pg-dsn`) and work directory, never the user's.
 Builds the offline tables there, trains a model with the default architecture for one short epoch
@@ -10,7 +11,9 @@ incremental one), starts `salesforecast serve` on a free loopback port and sends
 
 - single-series requests (random series), concurrency 1 and 8, p50/p99 and throughput;
 - 100-series batch requests, p50/p99;
-- batch scoring of every series in process (`serving.batch.score_all`), min of 3 runs.
+- batch scoring of every series in process (`serving.batch.score_all`), min of 3 runs;
+- in process, the median time of each part of a 1- and a 100-series forecast (online read,
+  inputs, model, the whole call).
 
 The 1-minute load average is recorded before and after: the machine's 2 cores are shared.
 """
@@ -129,6 +132,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/salesforecast-bench-serving"))
     parser.add_argument("--pg-dsn", default=DEFAULT_DSN)
     parser.add_argument("--model", type=Path, help="a trained best_model.pt to copy in")
+    parser.add_argument(
+        "--results", default="serving", help="results file name (e.g. serving_ensemble for another model)"
+    )
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--batch-requests", type=int, default=200)
     args = parser.parse_args()
@@ -267,7 +273,7 @@ def main() -> None:
         "batch_100_series_ms": 150,
         "all_series_seconds": 10,
     }
-    print(write_results("serving", figures))
+    print(write_results(args.results, figures))
 
 
 if __name__ == "__main__":
