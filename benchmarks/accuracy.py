@@ -27,6 +27,7 @@ RECIPES = {  # name -> `salesforecast train` options beyond --workers 2
     "default": [],
     "seed-43": ["--seed", "43"],
     "ensemble-3": ["--ensemble", "3"],
+    "refit": ["--refit"],
 }
 IGNORED = {"workdir", "profile", "resume", "frame_path"}  # where it ran, not what it trained
 
@@ -42,10 +43,13 @@ def _trained_config(options: list[str]) -> dict:
     TrainConfig's: tests/test_training.py checks it), less where it ran."""
     from salesforecast.training.train import TrainConfig
 
-    flags = dict(zip(options[::2], options[1::2], strict=True))
+    switches = {"--refit"}
+    valued = [o for o in options if o not in switches]
+    flags = dict(zip(valued[::2], valued[1::2], strict=True))
     config = TrainConfig(
         seed=int(flags["--seed"]) if "--seed" in flags else None,
         ensemble=int(flags.get("--ensemble", 1)),
+        refit="--refit" in options,
     )
     return {k: v for k, v in vars(config).items() if k not in IGNORED}
 
@@ -61,7 +65,7 @@ def _finished(workdir: Path, options: list[str]) -> bool:
 
 def run_recipe(name: str, options: list[str], data_dir: Path, workdir: Path) -> dict:
     where = ["--workdir", str(workdir), "--no-track"]
-    seconds: dict[str, float | None] = {"features": None, "train": None, "evaluate": None}
+    seconds: dict[str, float | None] = {"features": None, "train": None, "evaluate": None}  # None: reused
     if not _finished(workdir, options):
         seconds["features"] = _salesforecast("features", "build", "--data-dir", str(data_dir), *where[:2])
         seconds["train"] = _salesforecast("train", "--workers", "2", *options, *where)
@@ -73,12 +77,15 @@ def run_recipe(name: str, options: list[str], data_dir: Path, workdir: Path) -> 
     return {
         "command": " ".join(["salesforecast train --workers 2", *options]) + "; salesforecast evaluate",
         "seconds": seconds,
+        "train_wall_s": round(summary.get("wall_s_since_launch", 0.0), 1),  # as the run recorded it
         "best_val_loss": summary.get("best_val_loss"),
         "holdout": {
             model_name: {
                 "wmae": round(entry["pooled"]["wmae"], 1),
                 "wmae_h1": round(entry["per_horizon"]["1"]["wmae"], 1),
                 "wmae_by_h": [round(entry["per_horizon"][str(h)]["wmae"], 1) for h in range(1, 9)],
+                "wape": round(entry["pooled"]["wape"], 4),
+                "coverage_p10_p90": entry["pooled"].get("coverage_p10_p90"),
             }
             for model_name, entry in holdout["models"].items()
         },
