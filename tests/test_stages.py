@@ -96,3 +96,20 @@ def test_a_deleted_sqlite_online_store_makes_run_materialize_again(tmp_path: Pat
     assert path.name == "online_store.db" and path.is_relative_to(tmp_path)
     assert online_files(local, StoreOptions(online_store="redis")) == []  # a server: checked at read time
     assert online_files(Settings(workdir=tmp_path, profile=Profile.postgres)) == []
+
+
+def test_run_evaluates_again_when_the_model_was_replaced(tmp_path: Path) -> None:
+    import os
+
+    from salesforecast.config import Settings
+    from salesforecast.pipeline import stages
+
+    settings = Settings(workdir=tmp_path, data_dir=tmp_path)
+    (evaluate,) = [s for s in stages(settings, track=False) if s.name == "evaluate"]
+    model = tmp_path / "artifacts" / "best_model.pt"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"one model")
+    before = evaluate.inputs()
+    model.write_bytes(b"another model, say `train --ensemble 3`")
+    os.utime(model, ns=(1, 1))
+    assert evaluate.inputs() != before

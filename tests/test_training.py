@@ -190,6 +190,21 @@ def test_resume_refuses_a_checkpoint_of_another_run(frame_path, tmp_path):
         run(tiny(frame_path, tmp_path, hidden_size=32, resume=True))
 
 
+def test_resume_refuses_a_checkpoint_of_other_optimisation_settings(frame_path, tmp_path):
+    # With --ensemble/--refit a later phase may find a finished checkpoint of an earlier run there.
+    run(tiny(frame_path, tmp_path, epochs=1))
+    with pytest.raises(SalesForecastError, match=r"different run.*lr: 0.002 -> 0.005"):
+        run(tiny(frame_path, tmp_path, epochs=1, lr=0.005, resume=True))
+    with pytest.raises(SalesForecastError, match=r"different run.*epochs: 1 -> 2"):
+        run(tiny(frame_path, tmp_path, epochs=2, resume=True))
+
+
+def test_diverged_training_is_a_clear_error_not_a_silent_success(frame_path, tmp_path):
+    for extra in ({}, {"refit": True}, {"ensemble": 2}):
+        with pytest.raises(SalesForecastError, match=r"diverged.*try a lower --lr"):
+            run(tiny(frame_path, tmp_path / str(len(extra)) / str(extra), lr=1e30, **extra))
+
+
 def test_resume_without_a_checkpoint_starts_from_scratch(frame_path, tmp_path):
     summary = run(tiny(frame_path, tmp_path, epochs=1, resume=True))
     assert summary["resumed_from"] is None and summary["epochs_run"] == 1
@@ -219,6 +234,8 @@ def test_bad_inputs_are_clear_errors(frame_path, tmp_path):
         run(tiny(frame_path, tmp_path, cutoff="2010-06-04"))
     with pytest.raises(SalesForecastError, match=r"--val-weeks 2: .* at least the horizon"):
         run(tiny(frame_path, tmp_path, val_weeks=2))
+    with pytest.raises(SalesForecastError, match=r"--encoder-length 7: .* at least that long"):
+        run(tiny(frame_path, tmp_path, encoder_length=7))
     result = CliRunner().invoke(app, ["train", "--workdir", str(tmp_path), "--cutoff", "soon"])
     assert result.exit_code == 2 and "not a date" in result.output
 

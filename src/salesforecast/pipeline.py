@@ -224,7 +224,7 @@ def stages(
         Stage("training_set", "Point-in-time training set", run_training_set, lambda: {"sample": sample}),
         Stage(
             "train",
-            f"Train the TFT with DDP ({workers} workers)",
+            f"Train the TFT with DDP ({workers} worker{'s' if workers > 1 else ''})",
             run_train,
             lambda: {"workers": workers, **train_overrides},
             lambda: [artifacts / "best_model.pt"],
@@ -233,7 +233,13 @@ def stages(
             "evaluate",
             "Evaluate on the holdout (last 39 weeks)",
             run_evaluate,
-            lambda: {"protocol": "holdout", "tft_precision": settings.tft_precision},
+            # The model's stamp too: a model trained outside `run` (say `train --ensemble 3`) is
+            # evaluated again, and everything after it runs again.
+            lambda: {
+                "protocol": "holdout",
+                "tft_precision": settings.tft_precision,
+                "model": file_stamp(model) if (model := artifacts / "best_model.pt").is_file() else None,
+            },
             lambda: [settings.reports_dir / "metrics.json"],
         ),
         Stage(

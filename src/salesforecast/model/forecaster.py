@@ -141,8 +141,11 @@ class TFTForecaster:
         return out[out["h"] <= horizon].reset_index(drop=True)
 
     def describe(self) -> dict[str, Any]:
+        members = self.bundle.get("members")
+        method = f"ensemble of {members} TFTs (mean forecast)" if members else "Temporal Fusion Transformer"
         return {
             "name": self.name,
+            "method": method,
             "path": str(self.path),
             "trained_until": str(self.trained_until.date()),
             "epoch": self.bundle.get("epoch"),

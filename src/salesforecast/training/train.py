@@ -86,26 +86,10 @@ class TrainConfig:
     resume: bool = False
 
 
-# Fields that change the data or the model: a checkpoint only resumes a run that agrees on them.
-RESUME_KEYS = (
-    "frame_path",
-    "cutoff",
-    "val_weeks",
-    "sample_size",
-    "encoder_length",
-    "horizon",
-    "hidden_size",
-    "n_heads",
-    "lstm_layers",
-    "min_encoder_weeks",
-    "scale_weight",
-    "refit",
-    "ensemble",
-    "ema_decay",
-    "seed",
-    "windows_per_epoch",
-    "batch_size",
-)
+# A checkpoint only resumes a run that agrees on every field that changes the data, the model or
+# the optimisation (all but these): a run of the same recipe would have made the same checkpoint.
+NOT_RESUME_KEYS = ("profile", "workdir", "threads", "resume")
+RESUME_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in NOT_RESUME_KEYS)
 
 
 def _value(kind: type, optional: bool):
@@ -268,6 +252,11 @@ def _batch_as_is(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def prepare_data(config: TrainConfig, settings: Settings, L: int, H: int, seed: int) -> Data:
+    if config.min_encoder_weeks > L:
+        raise SalesForecastError(
+            f"--encoder-length {L}: a window needs {config.min_encoder_weeks} observed encoder weeks "
+            f"(min_encoder_weeks), so the encoder must be at least that long"
+        )
     if config.val_weeks < H:
         raise SalesForecastError(
             f"--val-weeks {config.val_weeks}: a validation window needs all {H} of its target weeks "
@@ -505,8 +494,9 @@ def _ensemble(config: TrainConfig, d: Dist, started: float, launched: float) -> 
         ]
         ckpt.write_log(artifacts / ckpt.TRAINING_LOG, log)
         write_json(artifacts / ckpt.SUMMARY, summary)
+        where = "in sample: the members were refitted on the validation weeks; " if config.refit else ""
         console.print(
-            f"ensemble of {config.ensemble}: validation loss {metrics['val_loss']:.4f} (members "
+            f"ensemble of {config.ensemble}: validation loss {metrics['val_loss']:.4f} ({where}members "
             + ", ".join(f"{m['best_val_loss']:.4f}" for m in members)
             + f"; seasonal naive {metrics['val_naive_loss']:.4f}); artefacts in {artifacts}; "
             f"{summary['wall_s_since_launch']:.0f} s"
@@ -608,7 +598,7 @@ def _run(
         if saved is None:
             console.print(f"no checkpoint in {artifacts}: starting from scratch")
         else:
-            mine = {k: getattr(config, k) for k in RESUME_KEYS}
+            mine = {k: getattr(config, k) for k in RESUME_KEYS} | {"phase_epochs": epochs}
             theirs = saved["resume_keys"]
             differ = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
             if differ or saved["model_config"] != model_config.to_dict():
@@ -728,7 +718,9 @@ def _run(
         if d.main:
             extra = {
                 "epoch": epoch,
-                "val_loss": metrics["val_loss"],
+                # A refit's own validation loss is in-sample; the selection run's is the honest one.
+                "val_loss": selection["best_val_loss"] if selection else metrics["val_loss"],
+                "val_loss_in_sample": metrics["val_loss"] if selection else None,
                 "train_config": asdict(config),
                 "trained_until": str((data.cutoff - W.WEEK).date()),
                 "val_start": str(data.val_start.date()),
@@ -746,7 +738,7 @@ def _run(
                     "grad_scaler": scaler.state_dict(),
                     "ema_state": ema.state_dict() if ema is not None else None,
                     "state": dict(state),
-                    "resume_keys": {k: getattr(config, k) for k in RESUME_KEYS},
+                    "resume_keys": {k: getattr(config, k) for k in RESUME_KEYS} | {"phase_epochs": epochs},
                 },
             )
             ckpt.write_log(artifacts / ckpt.TRAINING_LOG, log)
@@ -761,6 +753,11 @@ def _run(
             console.print(f"early stop: no improvement for {config.patience} epochs")
             break
 
+    if not state["best_epoch"]:
+        raise SalesForecastError(
+            f"no epoch of {epochs} reached a finite validation loss (training diverged: the loss is "
+            f"NaN or inf), so no model was saved in {artifacts}; try a lower --lr (now {config.lr})"
+        )
     digests = [param_digest(model)]
     if d.world > 1:
         gathered: list[Any] = [None] * d.world
@@ -815,7 +812,7 @@ def _run(
                 f"{summary['val_naive_loss']:.4f}); artefacts in {artifacts}; "
                 f"{summary['wall_s_since_launch']:.0f} s"
             )
-        elif state["best_epoch"]:
+        else:
             console.print(
                 f"best epoch {state['best_epoch']}: validation loss {state['best_val']:.4f} "
                 f"(seasonal naive {summary['val_naive_loss']:.4f}); artefacts in {artifacts}; "
