@@ -185,8 +185,18 @@ def build_training_set(
     where = _where(start_utc, end_utc, observed_only)
     all_series, rows = _series_in_range(handle, where)
     if len(all_series) == 0:
+        span = " and ".join(
+            part
+            for part in (
+                f"on or after {start_utc.date()}" if start_utc else "",
+                f"up to {end_utc.date()}" if end_utc else "",
+                "observed" if observed_only else "",
+            )
+            if part
+        )
         raise SalesForecastError(
-            f"sales_features has no rows with {where.replace('TRUE AND ', '')}: nothing to build"
+            f"the offline store's sales_features has no weeks {span or 'at all'}: no training set to build "
+            "(check --cutoff/--start/--end against the data's dates)"
         )
     series = sample_series(all_series, rows, sample_size, settings.seed)
 
