@@ -446,16 +446,23 @@ def _ensemble(config: TrainConfig, d: Dist, started: float, launched: float) -> 
         members.append(summary)
     broadcast(None, d)  # every member's best_model.pt is on disk before any rank reads it
     artifacts = settings.artifacts_dir
-    bundles = [ckpt.load_torch(Path(m["artifacts"]) / ckpt.BEST_MODEL) for m in members]
-    config_dict = dict(bundles[0]["model_config"], quantiles=tuple(bundles[0]["model_config"]["quantiles"]))
-    ensemble = TFTEnsemble(TFTConfig(**config_dict), len(bundles)).to(d.device)
-    for member, bundle in zip(ensemble.members, bundles, strict=True):
-        member.load_state_dict(bundle["model_state"])
+    loaded = [ckpt.load_model(Path(m["artifacts"]) / ckpt.BEST_MODEL) for m in members]
+    ensemble = TFTEnsemble(loaded[0][0].config, len(loaded)).to(d.device)
+    for member, (trained, _, _) in zip(ensemble.members, loaded, strict=True):
+        member.load_state_dict(trained.state_dict())
+    first = loaded[0][2]  # the first member's bundle: cut-off and dates are the same for all
     L, H = ensemble.config.encoder_length, ensemble.config.horizon
     amp = autocast_dtype(d.device, config.amp)
     metrics = evaluate(ensemble, data, d, L, H, config.batch_size, amp, 0.0, 1.0)
-    keep = ("best_epoch", "best_val_loss", "val_naive_loss", "best_val_wmae", "epochs_run", "wall_s")
-    keep += ("artifacts",)
+    keep = (
+        "best_epoch",
+        "best_val_loss",
+        "val_naive_loss",
+        "best_val_wmae",
+        "epochs_run",
+        "wall_s",
+        "artifacts",
+    )
     summary = {
         "ensemble": config.ensemble,
         "members": [{k: m.get(k) for k in keep} | {"seed": seed + i} for i, m in enumerate(members)],
@@ -482,7 +489,7 @@ def _ensemble(config: TrainConfig, d: Dist, started: float, launched: float) -> 
     if d.main:
         from salesforecast.offline.files import write_json
 
-        extra = {k: bundles[0][k] for k in ("trained_until", "val_start", "cutoff") if k in bundles[0]}
+        extra = {k: first[k] for k in ("trained_until", "val_start", "cutoff") if k in first}
         extra |= {"epoch": summary["best_epoch"], "val_loss": metrics["val_loss"]}
         extra["train_config"] = asdict(config)
         ckpt.save_torch(artifacts / ckpt.BEST_MODEL, ckpt.model_bundle(ensemble, data.panel.prep, extra))
