@@ -79,6 +79,7 @@ def run_recipe(name: str, options: list[str], data_dir: Path, workdir: Path) -> 
         "seconds": seconds,
         "train_wall_s": round(summary.get("wall_s_since_launch", 0.0), 1),  # as the run recorded it
         "best_val_loss": summary.get("best_val_loss"),
+        "member_val_losses": [m["best_val_loss"] for m in summary.get("members", [])] or None,
         "holdout": {
             model_name: {
                 "wmae": round(entry["pooled"]["wmae"], 1),
