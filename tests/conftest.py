@@ -96,5 +96,6 @@ def train_tiny_model(workdir: Path, frame_path: Path, horizon: int) -> dict:
             n_heads=2,
             amp=False,
             seed=1,
+            covariates="all",  # the serving tests check every input kind, store covariates included
         )
     )

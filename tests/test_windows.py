@@ -140,19 +140,20 @@ def test_windows_respect_the_period_gaps_and_history():
 
 def test_preprocessing_is_fitted_on_training_weeks_only(synth_frame):
     fit_until = pd.Timestamp("2011-06-03")
-    before = W.fit_preprocessing(synth_frame, fit_until)
+    before = W.fit_preprocessing(synth_frame, fit_until, covariates="all")
+    assert {"temperature", "cpi", "markdown1"} <= set(before.scaler)
     changed = synth_frame.copy()
     late = W._dates(changed) >= fit_until
     changed.loc[late, ["temperature", "cpi", "markdown1"]] += 1000.0
     changed.loc[late, "store_size"] *= 10
-    after = W.fit_preprocessing(changed, fit_until)
+    after = W.fit_preprocessing(changed, fit_until, covariates="all")
     assert after.scaler == before.scaler
-    assert W.fit_preprocessing(changed, pd.Timestamp("2012-10-27")).scaler != before.scaler
+    assert W.fit_preprocessing(changed, pd.Timestamp("2012-10-27"), covariates="all").scaler != before.scaler
 
 
 def test_optional_columns_may_be_missing_and_required_ones_may_not():
     frame = small_frame({(1, 1): [5.0] * 12}).drop(columns=["temperature", "holiday_type"])
-    prep = W.fit_preprocessing(frame, pd.Timestamp("2100-01-01"))
+    prep = W.fit_preprocessing(frame, pd.Timestamp("2100-01-01"), covariates="all")
     inputs = prep.model_inputs()
     assert "temperature" not in inputs["observed_reals"] and inputs["known_categoricals"] == {}
     assert {"week_sin", "week_cos", "days_to_christmas"} <= set(prep.known_reals)  # computed here
@@ -197,3 +198,18 @@ def test_offline_join_samples_whole_series(synth_dir, tmp_path):
     assert 0 < len(kept) < len(sizes) and kept.sum() <= 1000
     pd.testing.assert_series_equal(kept, sizes.loc[kept.index])  # every week of each kept series
     assert {"temperature", "store_size", "sales_lag_52"} <= set(frame.columns)
+
+
+def test_store_covariates_are_chosen_by_name_and_none_by_default(synth_frame):
+    fit_until = pd.Timestamp("2011-06-03")
+    assert W.fit_preprocessing(synth_frame, fit_until).past_reals == []
+    every = W.fit_preprocessing(synth_frame, fit_until, covariates="all")
+    assert every.past_reals == [c for c in W.PAST_REALS if c in synth_frame]
+    some = W.fit_preprocessing(synth_frame, fit_until, covariates="CPI, temperature")
+    assert some.past_reals == ["temperature", "cpi"]  # the model's order, whatever the option's
+    assert "cpi" in some.model_inputs()["observed_reals"]
+    assert "fuel_price" not in some.model_inputs()["observed_reals"]
+    panel = W.build_panel(synth_frame, W.fit_preprocessing(synth_frame, fit_until))
+    assert panel.past_real.shape[-1] == 0
+    with pytest.raises(SalesForecastError, match=r"--covariates 'cpi,price': unknown \['price'\]"):
+        W.covariate_columns("cpi,price")

@@ -285,6 +285,14 @@ def train(
             "accurate, K times the training and inference time.",
         ),
     ] = 1,
+    covariates: Annotated[
+        str,
+        typer.Option(
+            help="Store-week covariates the model reads: none (default: they trend or start late, "
+            "see docs/model.md), all, or a comma-separated list of temperature, fuel_price, cpi, "
+            "unemployment, markdown1..5, total_markdown, has_markdown, holiday_markdown.",
+        ),
+    ] = "none",
     encoder_length: Annotated[int | None, typer.Option(min=1)] = None,
     horizon: Annotated[int | None, typer.Option(min=1, max=39)] = None,
     seed: int | None = None,
@@ -294,6 +302,7 @@ def train(
     import pandas as pd
 
     from salesforecast import tracking
+    from salesforecast.model.windows import covariate_columns
     from salesforecast.training.launch import launch
     from salesforecast.training.train import TrainConfig
 
@@ -301,6 +310,7 @@ def train(
         pd.Timestamp(cutoff)
     except ValueError:
         raise SalesForecastError(f"--cutoff {cutoff!r}: not a date (expected YYYY-MM-DD)") from None
+    covariate_columns(covariates)  # a typo fails here, not in every worker
     config = TrainConfig(
         profile=profile.value if profile else None,
         workdir=str(workdir) if workdir else None,
@@ -314,6 +324,7 @@ def train(
         patience=patience,
         refit=refit,
         ensemble=ensemble,
+        covariates=covariates,
         encoder_length=encoder_length,
         horizon=horizon,
         amp=amp,

@@ -76,6 +76,7 @@ class TrainConfig:
     lstm_layers: int = 2
     dropout: float = 0.1
     min_encoder_weeks: int = 8
+    covariates: str = W.DEFAULT_COVARIATES  # store-week covariates fed to the model: none, all or a list
     scale_weight: float = 0.0  # draw windows with probability ~ scale**scale_weight (1: sales units)
     refit: bool = False  # after early stopping picks E epochs, retrain on all weeks before the cut-off
     ensemble: int = 1  # K > 1: train K members with seeds seed..seed+K-1 and average their forecasts
@@ -275,7 +276,7 @@ def prepare_data(config: TrainConfig, settings: Settings, L: int, H: int, seed: 
     if frame.empty:
         raise SalesForecastError(f"no training data before the cut-off {cutoff.date()}")
     val_start = cutoff - config.val_weeks * W.WEEK
-    prep = W.fit_preprocessing(frame, val_start)
+    prep = W.fit_preprocessing(frame, val_start, covariates=config.covariates)
     panel = W.build_panel(frame, prep)
     vs, end = panel.week(val_start), panel.week(cutoff)
     train = W.window_index(panel, L, H, 0, vs, config.min_encoder_weeks)
