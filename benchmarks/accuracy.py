@@ -26,11 +26,15 @@ from _common import REAL_DATA, RESULTS, write_results
 RECIPES = {  # name -> `salesforecast train` options beyond --workers 2
     "default": [],
     "seed-43": ["--seed", "43"],
+    "ensemble-3": ["--ensemble", "3"],
     # The default before 2026-12-04 13:00 UTC: every store-week covariate.
     "covariates-all": ["--covariates", "all"],
     "covariates-all-seed-43": ["--covariates", "all", "--seed", "43"],
     "ensemble-3-covariates-all": ["--ensemble", "3", "--covariates", "all"],
     "refit-covariates-all": ["--refit", "--covariates", "all"],
+    # Quantiles as offsets from the seasonal naive (TFTConfig.baseline).
+    "baseline-seasonal-naive": ["--baseline", "seasonal_naive"],
+    "baseline-seasonal-naive-seed-43": ["--baseline", "seasonal_naive", "--seed", "43"],
 }
 IGNORED = {"workdir", "profile", "resume", "frame_path"}  # where it ran, not what it trained
 
@@ -54,6 +58,7 @@ def _trained_config(options: list[str]) -> dict:
         ensemble=int(flags.get("--ensemble", 1)),
         refit="--refit" in options,
         covariates=flags.get("--covariates", TrainConfig.covariates),
+        baseline=flags.get("--baseline", TrainConfig.baseline),
     )
     return {k: v for k, v in vars(config).items() if k not in IGNORED}
 

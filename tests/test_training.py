@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from dataclasses import replace
 
@@ -205,6 +206,14 @@ def test_diverged_training_is_a_clear_error_not_a_silent_success(frame_path, tmp
             run(tiny(frame_path, tmp_path / str(len(extra)) / str(extra), lr=1e30, **extra))
 
 
+def test_a_seasonal_naive_baseline_model_trains_saves_and_loads_with_it(frame_path, tmp_path):
+    summary = run(tiny(frame_path, tmp_path, epochs=1, baseline="seasonal_naive"))
+    assert math.isfinite(summary["best_val_loss"])
+    model, _, _ = ckpt.load_model(artifacts(tmp_path) / ckpt.BEST_MODEL)
+    assert model.config.baseline == "seasonal_naive"
+    assert model.head.weight.abs().sum() > 0  # trained away from the zero start
+
+
 def test_resume_without_a_checkpoint_starts_from_scratch(frame_path, tmp_path):
     summary = run(tiny(frame_path, tmp_path, epochs=1, resume=True))
     assert summary["resumed_from"] is None and summary["epochs_run"] == 1
@@ -238,6 +247,10 @@ def test_bad_inputs_are_clear_errors(frame_path, tmp_path):
         run(tiny(frame_path, tmp_path, encoder_length=7))
     result = CliRunner().invoke(app, ["train", "--workdir", str(tmp_path), "--cutoff", "soon"])
     assert result.exit_code == 2 and "not a date" in result.output
+    with pytest.raises(SalesForecastError, match=r"--baseline 'mean': expected one of none, seasonal_naive"):
+        run(tiny(frame_path, tmp_path, baseline="mean"))
+    result = CliRunner().invoke(app, ["train", "--workdir", str(tmp_path), "--baseline", "mean"])
+    assert result.exit_code == 2 and "expected one of none, seasonal_naive" in result.output
 
 
 def test_config_round_trips_through_the_worker_command_line():

@@ -213,3 +213,33 @@ def test_store_covariates_are_chosen_by_name_and_none_by_default(synth_frame):
     assert panel.past_real.shape[-1] == 0
     with pytest.raises(SalesForecastError, match=r"--covariates 'cpi,price': unknown \['price'\]"):
         W.covariate_columns("cpi,price")
+
+
+def test_the_seasonal_naive_baseline_starts_the_tft_at_gathers_naive_and_traces(synth_frame):
+    """With `baseline="seasonal_naive"` the untrained TFT forecasts exactly `gather`'s seasonal naive
+    (sales 52 weeks earlier, else the last observed week) for every quantile, read from its inputs
+    alone; trained or not, the traced serving graph gives the eager forecasts."""
+    from salesforecast.model.tft import TFT, TFTConfig
+    from salesforecast.serving.runtime import ModelRunner
+
+    panel = panel_of(synth_frame)
+    L, H = 52, 8
+    series, start = W.window_index(panel, L, H, 0, len(panel.dates))
+    pick = torch.linspace(0, len(series) - 1, 16).long()
+    batch = W.gather(panel, series[pick], start[pick], L, H)
+    assert (batch["naive"] != 0).any()
+    torch.manual_seed(0)
+    config = TFTConfig(
+        **panel.prep.model_inputs(), encoder_length=L, horizon=H, hidden_size=32, variable_size=16
+    )
+    model = TFT(TFTConfig(**(config.to_dict() | {"baseline": "seasonal_naive"}))).eval()
+    pred = model.predict(batch)
+    torch.testing.assert_close(pred, batch["naive"][..., None].expand(-1, -1, 3))
+
+    torch.nn.init.normal_(model.head.weight)  # as if trained
+    runner = ModelRunner(model, workers=1)
+    assert runner.traced
+    with torch.inference_mode():
+        assert torch.equal(runner(batch), model.predict(batch))
+    with pytest.raises(ValueError, match="baseline"):
+        TFT(TFTConfig(**(config.to_dict() | {"baseline": "mean"})))

@@ -293,6 +293,14 @@ def train(
             "unemployment, markdown1..5, total_markdown, has_markdown, holiday_markdown.",
         ),
     ] = "none",
+    baseline: Annotated[
+        str,
+        typer.Option(
+            help="none: the TFT forecasts the quantiles; seasonal_naive: it forecasts offsets from "
+            "the seasonal-naive forecast (sales 52 weeks earlier, else the last week), see "
+            "docs/model.md.",
+        ),
+    ] = "none",
     encoder_length: Annotated[int | None, typer.Option(min=1)] = None,
     horizon: Annotated[int | None, typer.Option(min=1, max=39)] = None,
     seed: int | None = None,
@@ -302,6 +310,7 @@ def train(
     import pandas as pd
 
     from salesforecast import tracking
+    from salesforecast.model.tft import BASELINES
     from salesforecast.model.windows import covariate_columns
     from salesforecast.training.launch import launch
     from salesforecast.training.train import TrainConfig
@@ -311,6 +320,8 @@ def train(
     except ValueError:
         raise SalesForecastError(f"--cutoff {cutoff!r}: not a date (expected YYYY-MM-DD)") from None
     covariate_columns(covariates)  # a typo fails here, not in every worker
+    if baseline not in BASELINES:
+        raise SalesForecastError(f"--baseline {baseline!r}: expected one of {', '.join(BASELINES)}")
     config = TrainConfig(
         profile=profile.value if profile else None,
         workdir=str(workdir) if workdir else None,
@@ -325,6 +336,7 @@ def train(
         refit=refit,
         ensemble=ensemble,
         covariates=covariates,
+        baseline=baseline,
         encoder_length=encoder_length,
         horizon=horizon,
         amp=amp,

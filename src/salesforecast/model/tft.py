@@ -40,10 +40,17 @@ class TFTConfig:
     lstm_layers: int = 2
     dropout: float = 0.1
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    # "seasonal_naive": the quantiles are offsets from the seasonal-naive forecast read from the
+    # inputs (sales 52 weeks earlier, else the last observed week), so an untrained or data-poor
+    # model starts at that forecast rather than at zero. "none": the quantiles directly.
+    baseline: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+
+BASELINES = ("none", "seasonal_naive")
+SEASONAL_NAIVE_INPUTS = ("sales_52_weeks_ago", "observed_52_weeks_ago", "target", "is_observed")
 
 # ----------------------------------------------------------------------------- building blocks
 
@@ -249,6 +256,31 @@ class TFT(nn.Module):
         self.feed_forward = GatedResidualNetwork(d, d, d, p)
         self.output_gate = GateAddNorm(d, 0.0)
         self.head = nn.Linear(d, len(c.quantiles))
+        if c.baseline not in BASELINES:
+            raise ValueError(f"baseline {c.baseline!r}: expected one of {BASELINES}")
+        if c.baseline == "seasonal_naive":
+            missing = [n for n in SEASONAL_NAIVE_INPUTS if n not in c.known_reals + c.observed_reals]
+            if missing:
+                raise ValueError(f"baseline 'seasonal_naive' needs the inputs {missing}")
+            self._season = c.known_reals.index("sales_52_weeks_ago")
+            self._season_obs = c.known_reals.index("observed_52_weeks_ago")
+            self._target = c.observed_reals.index("target")
+            self._target_obs = c.observed_reals.index("is_observed")
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def seasonal_naive(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, H] scaled: sales 52 weeks before each decoder week where observed, else the last
+        observed encoder week (the `naive` reference of `model.windows.gather`)."""
+        L = self.config.encoder_length
+        known, observed = batch["known_real"].float(), batch["observed_real"].float()
+        season = known[:, L:, self._season]
+        season_obs = known[:, L:, self._season_obs] > 0.5
+        enc_obs = observed[:, :, self._target_obs] > 0.5
+        weeks = torch.arange(1, L + 1, device=enc_obs.device)
+        last_idx = (enc_obs * weeks).argmax(1, keepdim=True)
+        last = observed[:, :, self._target].gather(1, last_idx)  # [B, 1]
+        return torch.where(season_obs, season, last)
 
     def forward(self, batch: dict[str, torch.Tensor], return_weights: bool = False):
         c = self.config
@@ -286,6 +318,8 @@ class TFT(nn.Module):
         out = self.output_gate(self.feed_forward(delta), phi[:, L:])
         with torch.autocast(out.device.type, enabled=False):  # bf16 would round forecasts by ~0.4%
             pred = self.head(out.float())  # [B, H, Q]
+            if c.baseline == "seasonal_naive":
+                pred = pred + self.seasonal_naive(batch)[..., None]
         if not return_weights:
             return pred
         weights = {

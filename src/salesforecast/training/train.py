@@ -46,7 +46,7 @@ from salesforecast.config import Profile, Settings
 from salesforecast.errors import SalesForecastError
 from salesforecast.model import windows as W
 from salesforecast.model.losses import quantile_loss
-from salesforecast.model.tft import TFT, TFTConfig, TFTEnsemble
+from salesforecast.model.tft import BASELINES, TFT, TFTConfig, TFTEnsemble
 from salesforecast.training import checkpoint as ckpt
 
 DEFAULT_CUTOFF = "2012-02-03"  # first week of the test period: training and validation end before it
@@ -77,6 +77,7 @@ class TrainConfig:
     dropout: float = 0.1
     min_encoder_weeks: int = 8
     covariates: str = W.DEFAULT_COVARIATES  # store-week covariates fed to the model: none, all or a list
+    baseline: str = "none"  # seasonal_naive: forecast offsets from the seasonal naive (TFTConfig)
     scale_weight: float = 0.0  # draw windows with probability ~ scale**scale_weight (1: sales units)
     refit: bool = False  # after early stopping picks E epochs, retrain on all weeks before the cut-off
     ensemble: int = 1  # K > 1: train K members with seeds seed..seed+K-1 and average their forecasts
@@ -533,6 +534,8 @@ def _run(
     seed = settings.seed if config.seed is None else config.seed
     if not 1 <= H <= W.SEASON:
         raise SalesForecastError(f"horizon {H} outside 1..{W.SEASON} weeks")
+    if config.baseline not in BASELINES:
+        raise SalesForecastError(f"--baseline {config.baseline!r}: expected one of {', '.join(BASELINES)}")
     artifacts = settings.artifacts_dir / phase if phase else settings.artifacts_dir
     amp = autocast_dtype(d.device, config.amp)
 
@@ -566,6 +569,7 @@ def _run(
         n_heads=config.n_heads,
         lstm_layers=config.lstm_layers,
         dropout=config.dropout,
+        baseline=config.baseline,
     )
     model = TFT(model_config).to(d.device)
     # Every rank updates its average from the same synchronised weights, so the averages agree too.
