@@ -113,3 +113,12 @@ def test_run_evaluates_again_when_the_model_was_replaced(tmp_path: Path) -> None
     model.write_bytes(b"another model, say `train --ensemble 3`")
     os.utime(model, ns=(1, 1))
     assert evaluate.inputs() != before
+
+
+def test_runs_closing_scores_say_when_the_data_are_synthetic() -> None:
+    from salesforecast.cli import holdout_scores
+
+    scores = {"pooled": {"wmae": 1.0, "wape": 0.1}, "per_horizon": {"1": {"wmae": 1.0}}}
+    holdout = {"test_period": {"start": "2012-02-03", "end": "2012-10-26"}, "models": {"naive": scores}}
+    assert "SYNTHETIC" not in str(holdout_scores(holdout | {"data": {"synthetic": False}}).title)
+    assert "SYNTHETIC" in str(holdout_scores(holdout | {"data": {"synthetic": True}}).title)

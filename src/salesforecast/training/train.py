@@ -757,7 +757,7 @@ def _run(
         console.print(
             f"epoch {epoch}: train {entry['train_loss']:.4f}  val {metrics['val_loss']:.4f} "
             f"(seasonal naive {metrics['val_naive_loss']:.4f})  val WMAE {metrics['val_wmae']:,.0f} "
-            f"(naive {metrics['val_naive_wmae']:,.0f})  {entry['samples_per_s']:,.0f} samples/s  "
+            f"(seasonal naive {metrics['val_naive_wmae']:,.0f})  {entry['samples_per_s']:,.0f} samples/s  "
             f"{entry['epoch_s']:.1f} s{'  *' if improved else ''}"
         )
         if state["bad_epochs"] >= config.patience:
