@@ -310,18 +310,16 @@ def train(
     import pandas as pd
 
     from salesforecast import tracking
-    from salesforecast.model.tft import BASELINES
     from salesforecast.model.windows import covariate_columns
     from salesforecast.training.launch import launch
-    from salesforecast.training.train import TrainConfig
+    from salesforecast.training.train import TrainConfig, check_baseline
 
     try:
         pd.Timestamp(cutoff)
     except ValueError:
         raise SalesForecastError(f"--cutoff {cutoff!r}: not a date (expected YYYY-MM-DD)") from None
     covariate_columns(covariates)  # a typo fails here, not in every worker
-    if baseline not in BASELINES:
-        raise SalesForecastError(f"--baseline {baseline!r}: expected one of {', '.join(BASELINES)}")
+    check_baseline(baseline)
     config = TrainConfig(
         profile=profile.value if profile else None,
         workdir=str(workdir) if workdir else None,

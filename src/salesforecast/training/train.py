@@ -413,6 +413,12 @@ def _settings(config: TrainConfig) -> Settings:
     return Settings(**overrides)
 
 
+def check_baseline(baseline: str) -> None:
+    """A typo in --baseline is one clear line (the CLI calls this before launching any worker)."""
+    if baseline not in BASELINES:
+        raise SalesForecastError(f"--baseline {baseline!r}: expected one of {', '.join(BASELINES)}")
+
+
 SELECTION = "selection"  # the refit's first run, which chooses the number of epochs
 
 
@@ -534,8 +540,7 @@ def _run(
     seed = settings.seed if config.seed is None else config.seed
     if not 1 <= H <= W.SEASON:
         raise SalesForecastError(f"horizon {H} outside 1..{W.SEASON} weeks")
-    if config.baseline not in BASELINES:
-        raise SalesForecastError(f"--baseline {config.baseline!r}: expected one of {', '.join(BASELINES)}")
+    check_baseline(config.baseline)
     artifacts = settings.artifacts_dir / phase if phase else settings.artifacts_dir
     amp = autocast_dtype(d.device, config.amp)
 
