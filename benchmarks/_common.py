@@ -1,4 +1,4 @@
-"""What every benchmark records next to its figures: the machine, the load, the command, the date."""
+"""What every benchmark records beside its figures: the machine, the load, the command, the code, the date."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,18 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
 _AT_START: dict[str, Any] | None = None
 
 
+def code_version() -> str:
+    """The commit the figures come from, `-dirty` when src/ has uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--", "src") else "")
+
+
 def at_start() -> dict[str, Any]:
     """The machine as the benchmark found it (load, speed), read once when it first asks."""
     global _AT_START
@@ -73,6 +86,7 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
         "benchmark": name,
         "command": "python " + " ".join(sys.argv),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "code": code_version(),
         "machine": at_start(),
         **figures,
     }

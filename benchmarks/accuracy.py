@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REAL_DATA, RESULTS, write_results
+from _common import REAL_DATA, RESULTS, code_version, write_results
 
 RECIPES = {  # name -> `salesforecast train` options beyond --workers 2
     "default": [],
@@ -100,6 +100,7 @@ def run_recipe(name: str, options: list[str], data_dir: Path, workdir: Path) -> 
             for model_name, entry in holdout["models"].items()
         },
         "generated_at": holdout.get("generated_at"),
+        "code": code_version(),
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
 

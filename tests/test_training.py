@@ -85,6 +85,13 @@ def test_training_writes_loadable_artifacts(frame_path, synth_frame, tmp_path):
     values = forecast[["p10", "p50", "p90"]].to_numpy()
     assert np.isfinite(values).all() and (np.diff(values, axis=1) >= 0).all()
 
+    # A model whose inputs differ from what this version gathers (an older release's) is refused.
+    bundle["model_config"]["known_reals"] = bundle["model_config"]["known_reals"][:-1]
+    old = tmp_path / "older.pt"
+    torch.save(bundle, old)
+    with pytest.raises(SalesForecastError, match=r"older\.pt: .*other inputs.*known_reals"):
+        ckpt.load_model(old)
+
 
 def test_nothing_on_or_after_the_cutoff_is_read(frame_path, synth_frame, tmp_path):
     base = run(tiny(frame_path, tmp_path / "a", epochs=1))

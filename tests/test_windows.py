@@ -86,6 +86,15 @@ def test_gather_matches_a_per_window_reference(synth_frame):
             rtol=1e-5,
             atol=1e-6,
         )
+        # Last year's neighbouring weeks, for encoder and decoder, never before the window's first week - 52.
+        for lag in W.SEASON_NEIGHBOURS:
+            col = panel.prep.model_inputs()["known_reals"].index(f"sales_{lag}_weeks_ago")
+            first = dates[0] - W.SEASON * W.WEEK
+            earlier = [d - lag * W.WEEK for d in dates]
+            near = np.array([by_key.get((store, dept, d), np.nan) if d >= first else np.nan for d in earlier])
+            np.testing.assert_allclose(
+                batch["known_real"][i, :, col].numpy(), np.nan_to_num(near / scale), rtol=1e-5, atol=1e-6
+            )
         last = enc[np.isfinite(enc)][-1] / scale
         naive = np.where(np.isfinite(season), season / scale, last)
         np.testing.assert_allclose(batch["naive"][i].numpy(), naive, rtol=1e-5, atol=1e-6)

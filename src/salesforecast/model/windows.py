@@ -30,6 +30,8 @@ from salesforecast.errors import SalesForecastError
 
 WEEK = pd.Timedelta(days=7)
 SEASON = 52  # weeks: the seasonal lag fed to the decoder and used by the seasonal-naive reference
+# Last year's neighbouring weeks too: a holiday that moves by a weekday shifts sales between them.
+SEASON_NEIGHBOURS = (53, 51)
 
 # Inputs chosen by column name; optional ones are used when the frame has them.
 STATIC_CATEGORICALS = ("store", "dept", "store_type")
@@ -73,7 +75,12 @@ TRANSFORMS = {
 
 # Inputs made here from the panel rather than read from the frame.
 DERIVED_STATIC_REALS = ("log_scale",)
-DERIVED_KNOWN_REALS = ("sales_52_weeks_ago", "observed_52_weeks_ago", "relative_time")
+DERIVED_KNOWN_REALS = (
+    "sales_52_weeks_ago",
+    "observed_52_weeks_ago",
+    "relative_time",
+    *(f"sales_{lag}_weeks_ago" for lag in SEASON_NEIGHBOURS),
+)
 DERIVED_OBSERVED_REALS = ("target", "is_observed")
 
 
@@ -431,12 +438,20 @@ def gather(
     season_obs = panel.observed[s, tsc] & season_inside
     season = panel.target[s, tsc] * season_obs / scale[:, None]
 
+    # Neighbouring weeks of last year, 0 where unobserved. Never read before the window's first
+    # week - 52, so serving's window of encoder + 52 weeks holds all they need.
+    def season_at(lag: int) -> torch.Tensor:
+        tl = t - lag
+        ok = (tl >= 0) & (tl < T) & (tl >= start[:, None] - L - SEASON)
+        tlc = tl.clamp(0, T - 1)
+        return panel.target[s, tlc] * (panel.observed[s, tlc] & ok) / scale[:, None]
+
     st = panel.store_index[series][:, None]
     rel = ((torch.arange(L + H) - L) / max(L, 1)).expand(len(series), -1)
     known_real = torch.cat(
         [
             panel.known_real[st, tc] * inside[..., None],
-            torch.stack([season, season_obs.float(), rel], dim=-1),
+            torch.stack([season, season_obs.float(), rel, *map(season_at, SEASON_NEIGHBOURS)], dim=-1),
         ],
         dim=-1,
     )

@@ -75,9 +75,17 @@ def load_model(path: Path) -> tuple[TFT | TFTEnsemble, Preprocessing, dict[str, 
     config["quantiles"] = tuple(config["quantiles"])
     members = bundle.get("members")
     model = TFTEnsemble(TFTConfig(**config), members) if members else TFT(TFTConfig(**config))
+    prep = Preprocessing.from_dict(bundle["preprocessing"])
+    expected = prep.model_inputs()
+    differ = [k for k, v in expected.items() if config.get(k) != v]
+    if differ:
+        raise SalesForecastError(
+            f"{path}: the model was trained with other inputs than this version makes ({', '.join(differ)}); "
+            "retrain it with `salesforecast train`"
+        )
     model.load_state_dict(bundle["model_state"])
     model.eval()
-    return model, Preprocessing.from_dict(bundle["preprocessing"]), bundle
+    return model, prep, bundle
 
 
 def write_log(path: Path, entries: list[dict[str, Any]]) -> None:
