@@ -35,6 +35,9 @@ RECIPES = {  # name -> `salesforecast train` options beyond --workers 2
     # Quantiles as offsets from the seasonal naive (TFTConfig.baseline).
     "baseline-seasonal-naive": ["--baseline", "seasonal_naive"],
     "baseline-seasonal-naive-seed-43": ["--baseline", "seasonal_naive", "--seed", "43"],
+    # Last year's weeks 53 and 51 earlier as inputs too (Preprocessing.season_window).
+    "season-window-1": ["--season-window", "1"],
+    "season-window-1-seed-43": ["--season-window", "1", "--seed", "43"],
 }
 IGNORED = {"workdir", "profile", "resume", "frame_path"}  # where it ran, not what it trained
 
@@ -59,6 +62,7 @@ def _trained_config(options: list[str]) -> dict:
         refit="--refit" in options,
         covariates=flags.get("--covariates", TrainConfig.covariates),
         baseline=flags.get("--baseline", TrainConfig.baseline),
+        season_window=int(flags.get("--season-window", TrainConfig.season_window)),
     )
     return {k: v for k, v in vars(config).items() if k not in IGNORED}
 

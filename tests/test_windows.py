@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,8 +39,8 @@ def small_frame(series: dict[tuple[int, int], list[float]], first_week: dict | N
     return pd.DataFrame(rows)
 
 
-def panel_of(frame: pd.DataFrame, fit_until: pd.Timestamp | None = None) -> W.Panel:
-    prep = W.fit_preprocessing(frame, fit_until or pd.Timestamp("2100-01-01"))
+def panel_of(frame: pd.DataFrame, fit_until: pd.Timestamp | None = None, season_window: int = 0) -> W.Panel:
+    prep = W.fit_preprocessing(frame, fit_until or pd.Timestamp("2100-01-01"), season_window=season_window)
     return W.build_panel(frame, prep)
 
 
@@ -56,7 +58,7 @@ def test_panel_holds_every_observed_sale_and_masks_the_rest(synth_frame):
 
 def test_gather_matches_a_per_window_reference(synth_frame):
     L, H = 52, 8
-    panel = panel_of(synth_frame)
+    panel = panel_of(synth_frame, season_window=2)
     series, start = W.window_index(panel, L, H, 0, len(panel.dates), min_encoder_weeks=4)
     pick = torch.tensor([0, 1, len(series) // 2, len(series) - 1])
     s, t0 = series[pick], start[pick]
@@ -87,7 +89,8 @@ def test_gather_matches_a_per_window_reference(synth_frame):
             atol=1e-6,
         )
         # Last year's neighbouring weeks, for encoder and decoder, never before the window's first week - 52.
-        for lag in W.SEASON_NEIGHBOURS:
+        assert W.season_neighbours(2) == [53, 51, 54, 50]
+        for lag in W.season_neighbours(2):
             col = panel.prep.model_inputs()["known_reals"].index(f"sales_{lag}_weeks_ago")
             first = dates[0] - W.SEASON * W.WEEK
             earlier = [d - lag * W.WEEK for d in dates]
@@ -98,6 +101,24 @@ def test_gather_matches_a_per_window_reference(synth_frame):
         last = enc[np.isfinite(enc)][-1] / scale
         naive = np.where(np.isfinite(season), season / scale, last)
         np.testing.assert_allclose(batch["naive"][i].numpy(), naive, rtol=1e-5, atol=1e-6)
+
+
+def test_no_input_reads_the_decoder_weeks_sales(synth_frame):
+    """Last year's neighbouring weeks included: sales from the origin on change only target and mask."""
+    L, H = 52, 50
+    panel = panel_of(synth_frame, season_window=2)
+    origin = 80  # grid week; encoder 28..79, decoder 80..129 of 143
+    s = torch.arange(len(panel.keys))
+    t0 = torch.full_like(s, origin)
+    before = W.gather(panel, s, t0, L, H)
+    poisoned = copy.deepcopy(panel)
+    poisoned.target[:, origin:] = 1e9
+    after = W.gather(poisoned, s, t0, L, H)
+    for name in before.keys() - {"target"}:
+        torch.testing.assert_close(after[name], before[name], msg=name)
+    assert (after["target"] != before["target"]).any()
+    with pytest.raises(SalesForecastError, match="horizon 51 weeks with season window 2: at most 50"):
+        W.gather(panel, s, t0, L, 51)
 
 
 def test_scaling_survives_zero_negative_and_tiny_sales():

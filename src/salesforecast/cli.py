@@ -301,6 +301,15 @@ def train(
             "docs/model.md.",
         ),
     ] = "none",
+    season_window: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=25,
+            help="k > 0: sales of last year's weeks 52 +- 1..k earlier are inputs too, beside the "
+            "week 52 earlier (off by default, see docs/model.md).",
+        ),
+    ] = 0,
     encoder_length: Annotated[int | None, typer.Option(min=1)] = None,
     horizon: Annotated[int | None, typer.Option(min=1, max=39)] = None,
     seed: int | None = None,
@@ -335,6 +344,7 @@ def train(
         ensemble=ensemble,
         covariates=covariates,
         baseline=baseline,
+        season_window=season_window,
         encoder_length=encoder_length,
         horizon=horizon,
         amp=amp,

@@ -30,8 +30,6 @@ from salesforecast.errors import SalesForecastError
 
 WEEK = pd.Timedelta(days=7)
 SEASON = 52  # weeks: the seasonal lag fed to the decoder and used by the seasonal-naive reference
-# Last year's neighbouring weeks too: a holiday that moves by a weekday shifts sales between them.
-SEASON_NEIGHBOURS = (53, 51)
 
 # Inputs chosen by column name; optional ones are used when the frame has them.
 STATIC_CATEGORICALS = ("store", "dept", "store_type")
@@ -75,12 +73,14 @@ TRANSFORMS = {
 
 # Inputs made here from the panel rather than read from the frame.
 DERIVED_STATIC_REALS = ("log_scale",)
-DERIVED_KNOWN_REALS = (
-    "sales_52_weeks_ago",
-    "observed_52_weeks_ago",
-    "relative_time",
-    *(f"sales_{lag}_weeks_ago" for lag in SEASON_NEIGHBOURS),
-)
+DERIVED_KNOWN_REALS = ("sales_52_weeks_ago", "observed_52_weeks_ago", "relative_time")
+
+
+def season_neighbours(window: int) -> list[int]:
+    """Lags of last year's weeks around the seasonal one: window 1 -> [53, 51]."""
+    return [SEASON + sign * k for k in range(1, window + 1) for sign in (1, -1)]
+
+
 DERIVED_OBSERVED_REALS = ("target", "is_observed")
 
 
@@ -107,6 +107,8 @@ class Preprocessing:
     log_scale_mean: float = 0.0
     log_scale_std: float = 1.0
     fitted_until: str = ""
+    # Sales of last year's weeks 52 +- 1..season_window before each week, as known inputs too.
+    season_window: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,7 +132,11 @@ class Preprocessing:
             "static_categoricals": {c: len(self.vocab[c]) + 1 for c in self.static_categoricals},
             "static_reals": [*self.static_reals, *DERIVED_STATIC_REALS],
             "known_categoricals": {c: len(self.vocab[c]) + 1 for c in self.known_categoricals},
-            "known_reals": [*self.known_reals, *DERIVED_KNOWN_REALS],
+            "known_reals": [
+                *self.known_reals,
+                *DERIVED_KNOWN_REALS,
+                *(f"sales_{lag}_weeks_ago" for lag in season_neighbours(self.season_window)),
+            ],
             "observed_reals": [*DERIVED_OBSERVED_REALS, *self.sales_reals, *self.past_reals],
         }
 
@@ -193,9 +199,12 @@ def fit_preprocessing(
     fit_until: pd.Timestamp,
     scale_floor: float = 10.0,
     covariates: str = DEFAULT_COVARIATES,
+    season_window: int = 0,
 ) -> Preprocessing:
     """Choose the inputs the frame has and fit every statistic on weeks before `fit_until` only."""
     check_frame(frame)
+    if not 0 <= season_window < SEASON // 2:
+        raise SalesForecastError(f"season window {season_window}: expected 0..{SEASON // 2 - 1} weeks")
     frame = add_calendar(frame)
     have = set(frame.columns)
     wanted = covariate_columns(covariates)
@@ -208,6 +217,7 @@ def fit_preprocessing(
         past_reals=[c for c in wanted if c in have],
         scale_floor=scale_floor,
         fitted_until=str(fit_until.date()),
+        season_window=season_window,
     )
     train = frame[_dates(frame) < fit_until]
     if train.empty:
@@ -419,6 +429,11 @@ def gather(
     encoder week) and `holiday` ([B, H], for holiday-weighted errors).
     """
     L, H = encoder_length, horizon
+    if SEASON - panel.prep.season_window < H:  # else a decoder week reads last year's week after the origin
+        raise SalesForecastError(
+            f"horizon {H} weeks with season window {panel.prep.season_window}: "
+            f"at most {SEASON - panel.prep.season_window}"
+        )
     T = panel.target.shape[1]
     t = start[:, None] - L + torch.arange(L + H)  # [B, L+H] grid weeks of each window
     inside = (t >= 0) & (t < T)
@@ -438,8 +453,9 @@ def gather(
     season_obs = panel.observed[s, tsc] & season_inside
     season = panel.target[s, tsc] * season_obs / scale[:, None]
 
-    # Neighbouring weeks of last year, 0 where unobserved. Never read before the window's first
-    # week - 52, so serving's window of encoder + 52 weeks holds all they need.
+    # Last year's neighbouring weeks (a holiday that moves by a weekday shifts sales between
+    # them), 0 where unobserved. Never read before the window's first week - 52, so serving's
+    # window of encoder + 52 weeks holds all they need.
     def season_at(lag: int) -> torch.Tensor:
         tl = t - lag
         ok = (tl >= 0) & (tl < T) & (tl >= start[:, None] - L - SEASON)
@@ -451,7 +467,15 @@ def gather(
     known_real = torch.cat(
         [
             panel.known_real[st, tc] * inside[..., None],
-            torch.stack([season, season_obs.float(), rel, *map(season_at, SEASON_NEIGHBOURS)], dim=-1),
+            torch.stack(
+                [
+                    season,
+                    season_obs.float(),
+                    rel,
+                    *map(season_at, season_neighbours(panel.prep.season_window)),
+                ],
+                dim=-1,
+            ),
         ],
         dim=-1,
     )

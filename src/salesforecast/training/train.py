@@ -77,6 +77,7 @@ class TrainConfig:
     dropout: float = 0.1
     min_encoder_weeks: int = 8
     covariates: str = W.DEFAULT_COVARIATES  # store-week covariates fed to the model: none, all or a list
+    season_window: int = 0  # k > 0: last year's weeks 52 +- 1..k earlier as inputs too (Preprocessing)
     baseline: str = "none"  # seasonal_naive: forecast offsets from the seasonal naive (TFTConfig)
     scale_weight: float = 0.0  # draw windows with probability ~ scale**scale_weight (1: sales units)
     refit: bool = False  # after early stopping picks E epochs, retrain on all weeks before the cut-off
@@ -277,7 +278,9 @@ def prepare_data(config: TrainConfig, settings: Settings, L: int, H: int, seed: 
     if frame.empty:
         raise SalesForecastError(f"no training data before the cut-off {cutoff.date()}")
     val_start = cutoff - config.val_weeks * W.WEEK
-    prep = W.fit_preprocessing(frame, val_start, covariates=config.covariates)
+    prep = W.fit_preprocessing(
+        frame, val_start, covariates=config.covariates, season_window=config.season_window
+    )
     panel = W.build_panel(frame, prep)
     vs, end = panel.week(val_start), panel.week(cutoff)
     train = W.window_index(panel, L, H, 0, vs, config.min_encoder_weeks)
@@ -538,8 +541,11 @@ def _run(
     L = config.encoder_length or settings.encoder_length
     H = config.horizon or settings.horizon
     seed = settings.seed if config.seed is None else config.seed
-    if not 1 <= H <= W.SEASON:
-        raise SalesForecastError(f"horizon {H} outside 1..{W.SEASON} weeks")
+    if not 1 <= H <= W.SEASON - config.season_window:
+        raise SalesForecastError(
+            f"horizon {H} outside 1..{W.SEASON - config.season_window} weeks "
+            f"(52 less the season window {config.season_window})"
+        )
     check_baseline(config.baseline)
     artifacts = settings.artifacts_dir / phase if phase else settings.artifacts_dir
     amp = autocast_dtype(d.device, config.amp)
