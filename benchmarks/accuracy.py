@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REAL_DATA, RESULTS, code_version, write_results
+from _common import REAL_DATA, RESULTS, at_start, code_version, write_results
 
 RECIPES = {  # name -> `salesforecast train` options beyond --workers 2
     "default": [],
@@ -105,6 +105,7 @@ def run_recipe(name: str, options: list[str], data_dir: Path, workdir: Path) -> 
         },
         "generated_at": holdout.get("generated_at"),
         "code": code_version(),
+        "cpu": at_start()["cpu"],  # machines differ: bf16 kernels (AMX or not) change every run's digits
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
 

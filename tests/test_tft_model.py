@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from salesforecast.model.losses import pinball, quantile_loss
+from salesforecast.model.losses import holiday_weights, pinball, quantile_loss
 from salesforecast.model.tft import TFT, TFTConfig
 
 L, H, B = 6, 4, 5
@@ -96,6 +96,12 @@ def test_pinball_and_quantile_loss_on_hand_computed_values():
     mask = torch.tensor([[True, False], [False, True]])
     weighted = quantile_loss(pred2, target2, mask, q, weight=torch.tensor([0.5, 1.5]))
     torch.testing.assert_close(weighted, torch.tensor((0.5 * 0.5 / 3 + 1.5 * 2.0) / 2))
+    # Point weights: holiday weeks weigh as in the WMAE (--holiday-weight 5).
+    points = holiday_weights(torch.tensor([[False, True]]), 5.0)
+    torch.testing.assert_close(points, torch.tensor([[1.0, 5.0]]))
+    assert holiday_weights(torch.tensor([[False, True]]), 1.0) is None
+    holiday = quantile_loss(pred, target, torch.tensor([[True, True]]), q, weight=points)
+    torch.testing.assert_close(holiday, torch.tensor((0.5 / 3 + 5 * 2.0) / 2))
 
 
 def test_predicted_quantiles_do_not_cross():
@@ -153,6 +159,6 @@ def test_an_ensemble_averages_its_members_and_traces_exactly():
     torch.testing.assert_close(pred, torch.stack([o[0] for o in outs]).mean(0))
     torch.testing.assert_close(weights["encoder"], torch.stack([o[1]["encoder"] for o in outs]).mean(0))
     runner = ModelRunner(ensemble, workers=1)  # serving's traced graph, in chunks
-    assert runner.traced  # (at hidden size 16 freezing changes the last bit, and eager is kept)
+    assert runner.traced  # frozen, or where freezing changes the last bit (Intel AMX), the plain trace
     with torch.inference_mode():
         assert torch.equal(runner(batch), ensemble.predict(batch))

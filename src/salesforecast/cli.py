@@ -301,6 +301,14 @@ def train(
             "docs/model.md.",
         ),
     ] = "none",
+    holiday_weight: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Weight of holiday weeks in the training loss (5: as in the WMAE; 1, the default: "
+            "every week alike).",
+        ),
+    ] = 1.0,
     season_window: Annotated[
         int,
         typer.Option(
@@ -344,6 +352,7 @@ def train(
         ensemble=ensemble,
         covariates=covariates,
         baseline=baseline,
+        holiday_weight=holiday_weight,
         season_window=season_window,
         encoder_length=encoder_length,
         horizon=horizon,

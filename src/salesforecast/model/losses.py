@@ -23,11 +23,17 @@ def quantile_loss(
 ) -> torch.Tensor:
     """Mean pinball loss over quantiles and the observed (mask true) points of [B, H] targets.
 
-    `weight` ([B]) weighs whole windows (e.g. by series scale); the caller normalises it to mean
-    1, so batch means stay comparable and can be summed as loss x points.
+    `weight` weighs whole windows ([B], e.g. by series scale) or single points ([B, H], e.g.
+    holiday weeks); the caller normalises window weights to mean 1, so batch means stay
+    comparable and can be summed as loss x points.
     """
     per_point = pinball(pred.float(), target, quantiles).mean(-1)  # [B, H]
     m = mask.to(per_point.dtype)
     if weight is not None:
-        m = m * weight.unsqueeze(-1)
+        m = m * (weight.unsqueeze(-1) if weight.dim() == 1 else weight)
     return (per_point * m).sum() / mask.sum().clamp_min(1)
+
+
+def holiday_weights(holiday: torch.Tensor, weight: float) -> torch.Tensor | None:
+    """Per-point loss weights [B, H]: `weight` on holiday weeks, 1 elsewhere (None when 1)."""
+    return None if weight == 1 else 1 + (weight - 1) * holiday.float()

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from salesforecast.config import Profile, Settings
 from salesforecast.errors import SalesForecastError
 from salesforecast.model import windows as W
-from salesforecast.model.losses import quantile_loss
+from salesforecast.model.losses import holiday_weights, quantile_loss
 from salesforecast.model.tft import BASELINES, TFT, TFTConfig, TFTEnsemble
 from salesforecast.training import checkpoint as ckpt
 
@@ -80,6 +80,7 @@ class TrainConfig:
     season_window: int = 0  # k > 0: last year's weeks 52 +- 1..k earlier as inputs too (Preprocessing)
     baseline: str = "none"  # seasonal_naive: forecast offsets from the seasonal naive (TFTConfig)
     scale_weight: float = 0.0  # draw windows with probability ~ scale**scale_weight (1: sales units)
+    holiday_weight: float = 1.0  # weight of holiday weeks in the loss (5: the competition's WMAE)
     refit: bool = False  # after early stopping picks E epochs, retrain on all weeks before the cut-off
     ensemble: int = 1  # K > 1: train K members with seeds seed..seed+K-1 and average their forecasts
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
@@ -345,6 +346,7 @@ def evaluate(
     amp: torch.dtype | None,
     power: float,
     weight_norm: float,
+    holiday_weight: float = 1.0,
 ) -> dict[str, float]:
     """Validation metrics over every rank's share of the validation windows (summed across ranks).
 
@@ -364,6 +366,9 @@ def evaluate(
             pred = model(b).float()
         n = b["mask"].sum()
         w = _weights(b["scale"], power, weight_norm)
+        hol = holiday_weights(b["holiday"], holiday_weight)
+        if hol is not None:
+            w = hol if w is None else hol * w[:, None]
         naive = b["naive"].unsqueeze(-1).expand_as(pred)
         hw = (1 + 4 * b["holiday"].float()) * b["mask"]
         p50 = pred[..., len(model.config.quantiles) // 2]
@@ -464,7 +469,7 @@ def _ensemble(config: TrainConfig, d: Dist, started: float, launched: float) -> 
     first = loaded[0][2]  # the first member's bundle: cut-off and dates are the same for all
     L, H = ensemble.config.encoder_length, ensemble.config.horizon
     amp = autocast_dtype(d.device, config.amp)
-    metrics = evaluate(ensemble, data, d, L, H, config.batch_size, amp, 0.0, 1.0)
+    metrics = evaluate(ensemble, data, d, L, H, config.batch_size, amp, 0.0, 1.0, config.holiday_weight)
     keep = (
         "best_epoch",
         "best_val_loss",
@@ -651,6 +656,7 @@ def _run(
         train_weight = W.window_scale(data.panel, *fit_data.train, L) ** config.scale_weight
     val_scale = W.window_scale(data.panel, *data.val, L)
     weight_norm = float((val_scale**config.scale_weight).mean()) if config.scale_weight else 1.0
+    weighting = (config.scale_weight, weight_norm, config.holiday_weight)
     dataset = WindowDataset(data.panel, *fit_data.train, L, H)
     if refit_epochs:
         console.print(
@@ -697,7 +703,8 @@ def _run(
                 batch = _to(batch, d.device)
                 with torch.autocast(d.device.type, dtype=amp or torch.float32, enabled=amp is not None):
                     pred = ddp(batch)
-                loss = quantile_loss(pred, batch["target"], batch["mask"], quantiles)
+                weight = holiday_weights(batch["holiday"], config.holiday_weight)
+                loss = quantile_loss(pred, batch["target"], batch["mask"], quantiles, weight)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
@@ -714,9 +721,9 @@ def _run(
                 progress.update(task, advance=1, loss=loss_sum / max(points, 1))
         train_loss_sum, train_points, total_samples = all_sum([loss_sum, points, samples], d)
         train_s = time.time() - epoch_started
-        metrics = evaluate(kept, data, d, L, H, config.batch_size, amp, config.scale_weight, weight_norm)
+        metrics = evaluate(kept, data, d, L, H, config.batch_size, amp, *weighting)
         if ema is not None:  # the raw weights' validation loss too, to show what the average buys
-            raw = evaluate(model, data, d, L, H, config.batch_size, amp, config.scale_weight, weight_norm)
+            raw = evaluate(model, data, d, L, H, config.batch_size, amp, *weighting)
             metrics |= {"val_loss_raw": raw["val_loss"], "val_wmae_raw": raw["val_wmae"]}
         # A refit keeps its last epoch: its validation weeks are training weeks now.
         improved = bool(refit_epochs) or metrics["val_loss"] < state["best_val"] - 1e-6
