@@ -1,6 +1,7 @@
 """Training recipes compared on validation periods only: how a variant is judged before any test.
 
-    python benchmarks/validation.py [--data-dir DIR] [--workdir DIR] [--only NAME ...] [--seeds 42 43]
+    python benchmarks/validation.py [--data-dir DIR] [--workdir DIR] [--only NAME ...]
+                                    [--periods holiday summer] [--seeds 42 43]
 
 Each recipe is trained (`python -m salesforecast.training.train`, 2 workers) for every seed at two
 cut-offs, and scored on the 13 validation weeks before each; no week of either test protocol's
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _common import REAL_DATA, RESULTS, code_version, write_results
+from _common import REAL_DATA, RESULTS, at_start, code_version, write_results
 
 HOLDOUT_START = "2012-02-03"
 PERIODS = {"holiday": HOLDOUT_START, "summer": "2011-11-04"}  # name -> cut-off
@@ -36,6 +37,8 @@ RECIPES = {  # name -> training-module options
     "default": [],
     "season-window-1": ["--season-window", "1"],
     "holiday-weight-5": ["--holiday-weight", "5"],
+    "scale-weight-1": ["--scale-weight", "1"],
+    "epochs-20": ["--epochs", "20"],
 }
 IGNORED = {"workdir", "profile", "resume", "frame_path"}
 
@@ -106,6 +109,7 @@ def run(options: list[str], frame: Path, workdir: Path) -> dict:
         "seasonal_naive_val_wmae": round(kept["val_naive_wmae"], 1),
         "train_s": seconds,
         "code": code_version(),
+        "cpu": at_start()["cpu"],  # bf16 kernels differ between CPUs: compare runs of one CPU
     }
 
 
@@ -115,6 +119,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/salesforecast-bench-validation"))
     parser.add_argument("--only", nargs="*", choices=sorted(RECIPES))
     parser.add_argument("--seeds", nargs="*", type=int, default=[42, 43])
+    parser.add_argument("--periods", nargs="*", choices=sorted(PERIODS), default=list(PERIODS))
     args = parser.parse_args()
 
     from salesforecast.config import Settings
@@ -126,12 +131,13 @@ def main() -> None:
     for name, options in RECIPES.items():
         if args.only and name not in args.only:
             continue
-        figures[name] = {"options": " ".join(options)}
-        for period, cutoff in PERIODS.items():
+        figures[name] = figures.get(name, {}) | {"options": " ".join(options)}
+        for period in args.periods:
             for seed in args.seeds:
                 where = args.workdir / f"{name}-{period}-{seed}"
                 seeded = [] if seed == default_seed else ["--seed", str(seed)]
-                figures[name][f"{period}-{seed}"] = run([*options, "--cutoff", cutoff, *seeded], frame, where)
+                cutoff = ["--cutoff", PERIODS[period]]
+                figures[name][f"{period}-{seed}"] = run([*options, *cutoff, *seeded], frame, where)
         write_results("validation", {"periods": PERIODS, "recipes": figures})  # after each recipe
     print((RESULTS / "validation.json").read_text())
 
