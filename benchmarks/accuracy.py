@@ -26,18 +26,21 @@ from _common import REAL_DATA, RESULTS, at_start, code_version, write_results
 RECIPES = {  # name -> `salesforecast train` options beyond --workers 2
     "default": [],
     "seed-43": ["--seed", "43"],
-    "ensemble-3": ["--ensemble", "3"],
+    # The default before 2026-12-04 23:00 UTC: 10 epochs (benchmarks/validation.py chose 20).
+    "epochs-10": ["--epochs", "10"],
+    "epochs-10-seed-43": ["--epochs", "10", "--seed", "43"],
+    "ensemble-3-epochs-10": ["--ensemble", "3", "--epochs", "10"],
     # The default before 2026-12-04 13:00 UTC: every store-week covariate.
-    "covariates-all": ["--covariates", "all"],
-    "covariates-all-seed-43": ["--covariates", "all", "--seed", "43"],
-    "ensemble-3-covariates-all": ["--ensemble", "3", "--covariates", "all"],
-    "refit-covariates-all": ["--refit", "--covariates", "all"],
+    "covariates-all": ["--covariates", "all", "--epochs", "10"],
+    "covariates-all-seed-43": ["--covariates", "all", "--seed", "43", "--epochs", "10"],
+    "ensemble-3-covariates-all": ["--ensemble", "3", "--covariates", "all", "--epochs", "10"],
+    "refit-covariates-all": ["--refit", "--covariates", "all", "--epochs", "10"],
     # Quantiles as offsets from the seasonal naive (TFTConfig.baseline).
-    "baseline-seasonal-naive": ["--baseline", "seasonal_naive"],
-    "baseline-seasonal-naive-seed-43": ["--baseline", "seasonal_naive", "--seed", "43"],
+    "baseline-seasonal-naive": ["--baseline", "seasonal_naive", "--epochs", "10"],
+    "baseline-seasonal-naive-seed-43": ["--baseline", "seasonal_naive", "--seed", "43", "--epochs", "10"],
     # Last year's weeks 53 and 51 earlier as inputs too (Preprocessing.season_window).
-    "season-window-1": ["--season-window", "1"],
-    "season-window-1-seed-43": ["--season-window", "1", "--seed", "43"],
+    "season-window-1": ["--season-window", "1", "--epochs", "10"],
+    "season-window-1-seed-43": ["--season-window", "1", "--seed", "43", "--epochs", "10"],
 }
 IGNORED = {"workdir", "profile", "resume", "frame_path"}  # where it ran, not what it trained
 
@@ -63,6 +66,7 @@ def _trained_config(options: list[str]) -> dict:
         covariates=flags.get("--covariates", TrainConfig.covariates),
         baseline=flags.get("--baseline", TrainConfig.baseline),
         season_window=int(flags.get("--season-window", TrainConfig.season_window)),
+        epochs=int(flags.get("--epochs", TrainConfig.epochs)),
     )
     return {k: v for k, v in vars(config).items() if k not in IGNORED}
 

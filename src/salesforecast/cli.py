@@ -258,7 +258,7 @@ def train(
     profile: ProfileOpt = None,
     workdir: WorkdirOpt = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes (torchrun).")] = 1,
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
     sample_size: Annotated[int | None, typer.Option(min=1, help="Rows to train on (whole series).")] = None,
     windows_per_epoch: Annotated[int, typer.Option(min=0, help="Windows drawn per epoch; 0 = all.")] = 24_576,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
@@ -384,8 +384,7 @@ EpochsOpt = Annotated[
     int,
     typer.Option(
         min=1,
-        help="Training epochs of the cluster job: 20, twice the local default of `salesforecast train` "
-        "(10, sized for a 2-core machine), since a cluster has the cores for it.",
+        help="Training epochs of the cluster job (20, as `salesforecast train`).",
     ),
 ]
 
