@@ -198,3 +198,24 @@ def test_cli_validate_prints_summary(synth_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     for label in ("rows", "stores", "departments", "series", "first date", "holiday weeks"):
         assert label in result.output
+
+
+@pytest.mark.parametrize(("value", "line"), [("1001", 3), ("-4", 3), ("0", 3)])
+def test_dept_outside_the_series_key_range_is_refused(data_dir: Path, value: str, line: int) -> None:
+    """Dept 1001 of store 1 would share store 2 dept 1's key (store * 1000 + dept) and vanish."""
+
+    def edit(lines: list[str]) -> list[str]:
+        parts = lines[line - 1].split(",")
+        parts[1] = value
+        lines[line - 1] = ",".join(parts)
+        return lines
+
+    _rewrite(data_dir / "train.csv", edit)
+    err = _error(data_dir)
+    assert (err.line, err.column) == (line, "Dept") and "from 1 to 999" in err.expected
+
+
+def test_negative_store_in_stores_file_is_refused_there(data_dir: Path) -> None:
+    _rewrite(data_dir / "stores.csv", lambda ls: [ls[0], "-" + ls[1], *ls[2:]])
+    err = _error(data_dir)
+    assert err.file.endswith("stores.csv") and (err.line, err.column) == (2, "Store")

@@ -122,3 +122,21 @@ def test_runs_closing_scores_say_when_the_data_are_synthetic() -> None:
     holdout = {"test_period": {"start": "2012-02-03", "end": "2012-10-26"}, "models": {"naive": scores}}
     assert "SYNTHETIC" not in str(holdout_scores(holdout | {"data": {"synthetic": False}}).title)
     assert "SYNTHETIC" in str(holdout_scores(holdout | {"data": {"synthetic": True}}).title)
+
+
+def test_paths_that_are_not_folders_get_one_line_errors(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from salesforecast.cli import app
+
+    a_file = tmp_path / "f.csv"
+    a_file.write_text("x\n")
+    runner = CliRunner()
+    missing = runner.invoke(
+        app, ["run", "--data-dir", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "w")]
+    )
+    assert missing.exit_code == 2 and "nowhere" in missing.output and "is not a directory" in missing.output
+    # A file given as the work directory: the OS error names the path, no traceback.
+    workdir = runner.invoke(app, ["data", "synth", "--out", str(a_file / "data")])
+    assert workdir.exit_code == 2 and str(a_file) in workdir.output
+    assert "Traceback" not in missing.output + workdir.output

@@ -59,6 +59,12 @@ def friendly_errors(func: F) -> F:
         except SalesForecastError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
+        except OSError as exc:  # a path the user gave: missing, not a folder, not writable
+            if exc.filename is None:
+                raise
+            paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+            err_console.print(f"[bold red]error:[/] {paths}: {exc.strerror}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
 

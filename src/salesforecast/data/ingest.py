@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from salesforecast.data.schema import (
+    ID_RANGES,
     KEYS,
     NA_TOKENS,
     OPTIONAL,
@@ -210,6 +211,18 @@ def parse(name: str, label: str, text: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {snake: _convert(label, col, text[col], kind) for col, (snake, kind) in schema.items()}
     )
+    for snake, (low, high) in ID_RANGES.items():
+        if snake in out:
+            row = _first_bad((out[snake] < low) | (out[snake] > high))
+            if row is not None:
+                column = next(col for col, (s, _) in schema.items() if s == snake)
+                raise DataValidationError(
+                    label,
+                    f"{snake} {out[snake].iloc[row]} is out of range",
+                    line=_line(row),
+                    column=column,
+                    expected=f"an integer from {low} to {high:,}",
+                )
     if name == "stores":
         row = _first_bad(out["size"] <= 0)
         if row is not None:

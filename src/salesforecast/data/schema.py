@@ -49,6 +49,10 @@ KEYS: dict[str, list[str]] = {
     "test": ["Store", "Dept", "Date"],
 }
 
+# Valid ids. The series key is store * 1000 + dept (salesforecast.features.build.series_key), so a
+# department over 999 would share its key with another store's series and silently replace it.
+ID_RANGES: dict[str, tuple[int, int]] = {"store": (1, 9_999_999), "dept": (1, 999)}
+
 REQUIRED = ("train", "features", "stores")
 OPTIONAL = ("test",)
 STORE_TYPES = ("A", "B", "C")

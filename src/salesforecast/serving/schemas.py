@@ -6,16 +6,24 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from salesforecast.data.schema import ID_RANGES
+
 MAX_SERIES = 500
-MAX_STORE = 9_999_999  # store_dept = store * 1000 + dept stays a 64-bit integer
 
 
 class SeriesKey(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Strict: true or "3" is no store number. Bounded: the online key is store * 1000 + dept.
-    store: int = Field(ge=1, le=MAX_STORE, strict=True, description="Store number, as in the Kaggle files.")
-    dept: int = Field(ge=1, le=999, strict=True, description="Department number.")
+    store: int = Field(
+        ge=ID_RANGES["store"][0],
+        le=ID_RANGES["store"][1],
+        strict=True,
+        description="Store number, as in the Kaggle files.",
+    )
+    dept: int = Field(
+        ge=ID_RANGES["dept"][0], le=ID_RANGES["dept"][1], strict=True, description="Department number."
+    )
 
 
 class ForecastRequest(BaseModel):
