@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from salesforecast.config import Settings
-from salesforecast.errors import DataValidationError, SalesForecastError
+from salesforecast.errors import SalesForecastError
 
 QUICK_SAMPLE_ROWS = 100_000  # the seed's quickstart
 DEMO_SHAPE = {"stores": 10, "depts": 20, "weeks": 143}
@@ -25,9 +25,9 @@ def require_data_dir(settings: Settings) -> Path:
             "no data directory: pass --data-dir DIR (or set SALESFORECAST_DATA_DIR); "
             "`salesforecast data synth --out DIR` writes a synthetic one"
         )
-    if not settings.data_dir.is_dir():
-        raise DataValidationError(str(settings.data_dir), "is not a directory", expected="a data directory")
-    return settings.data_dir
+    from salesforecast.data.ingest import data_directory
+
+    return data_directory(settings.data_dir)
 
 
 def demo_data(settings: Settings) -> Path:

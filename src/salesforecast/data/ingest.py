@@ -211,11 +211,11 @@ def parse(name: str, label: str, text: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {snake: _convert(label, col, text[col], kind) for col, (snake, kind) in schema.items()}
     )
-    for snake, (low, high) in ID_RANGES.items():
-        if snake in out:
+    for column, (snake, _) in schema.items():
+        if snake in ID_RANGES:
+            low, high = ID_RANGES[snake]
             row = _first_bad((out[snake] < low) | (out[snake] > high))
             if row is not None:
-                column = next(col for col, (s, _) in schema.items() if s == snake)
                 raise DataValidationError(
                     label,
                     f"{snake} {out[snake].iloc[row]} is out of range",
@@ -297,11 +297,17 @@ def _check_cross(raw: RawData) -> None:
         )
 
 
-def load(data_dir: Path | str) -> RawData:
-    """Read and validate every file; raises DataValidationError naming the first problem found."""
+def data_directory(data_dir: Path | str) -> Path:
+    """The data directory, or the error that names it: checked before anything lists it."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataValidationError(str(data_dir), "is not a directory", expected="a data directory")
+    return data_dir
+
+
+def load(data_dir: Path | str) -> RawData:
+    """Read and validate every file; raises DataValidationError naming the first problem found."""
+    data_dir = data_directory(data_dir)
     frames: dict[str, pd.DataFrame] = {}
     sources: dict[str, str] = {}
     for name in REQUIRED + OPTIONAL:
